@@ -1,0 +1,281 @@
+//! Messages exchanged over a connection.
+//!
+//! The host sends [`RequestFrame`]s and the enclave answers each with a [`ResponseFrame`]
+//! carrying the same id, in any order: many requests are in flight on one connection.
+//! Key material only ever crosses as KMS ciphertext ([`WrappedKey`]); the one exception is
+//! [`ImportKey`], whose plaintext the caller chose to send (a later version encrypts it to the
+//! enclave's attested public key).
+
+use crate::error::ErrorBody;
+use alloy_primitives::Address;
+use base64::Engine as _;
+use nitro_wallet_eth::SignedTransaction;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Version of this protocol; a peer with another version gets
+/// [`crate::ErrorCode::UnsupportedVersion`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// A request and its correlation id.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RequestFrame {
+    /// Protocol version of the sender.
+    pub v: u16,
+    /// Chosen by the host, unique among its in-flight requests on this connection.
+    pub id: u64,
+    /// The request.
+    pub req: Request,
+}
+
+/// A reply to the request with the same id.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResponseFrame {
+    /// Protocol version of the sender.
+    pub v: u16,
+    /// Id of the request this answers; 0 when the request could not be decoded at all.
+    pub id: u64,
+    /// Outcome.
+    pub reply: Reply,
+}
+
+/// Outcome of a request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// Success.
+    Ok(Response),
+    /// Failure with a stable code.
+    Err(ErrorBody),
+}
+
+/// What the host can ask of the enclave.
+#[non_exhaustive]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// Liveness and readiness probe; the enclave answers after a signing self-test.
+    Ping,
+    /// AWS credentials for the enclave's own KMS calls (replaces earlier ones).
+    SetCredentials(Credentials),
+    /// Generate a key inside the enclave and return it wrapped by KMS.
+    GenerateKey(GenerateKey),
+    /// Wrap a caller-supplied private key.
+    ImportKey(ImportKey),
+    /// Sign an Ethereum transaction with a wrapped key.
+    SignTransaction(SignTransaction),
+}
+
+/// What the enclave answers.
+#[non_exhaustive]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// Answer to [`Request::Ping`].
+    Pong(Pong),
+    /// Acknowledgement without data.
+    Done,
+    /// A key generated or imported, as KMS ciphertext bound to its address.
+    Key(WrappedKey),
+    /// A signed transaction.
+    SignedTransaction(SignedTransaction),
+}
+
+/// Enclave status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pong {
+    /// Enclave software version.
+    pub version: String,
+    /// Plaintext keys currently cached.
+    pub cached_keys: usize,
+    /// Whether credentials for KMS are present.
+    pub has_credentials: bool,
+}
+
+/// A key as it leaves the enclave: its address and its KMS ciphertext, bound to the address by
+/// the encryption context `{"nitro-wallet:address": "<EIP-55 address>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedKey {
+    /// EIP-55 address, the key's id.
+    pub address: Address,
+    /// KMS key that wrapped it (id, ARN or alias).
+    pub kms_key_id: String,
+    /// KMS `CiphertextBlob`, base64 on the wire.
+    #[serde(with = "base64_bytes")]
+    pub ciphertext: Vec<u8>,
+}
+
+impl WrappedKey {
+    /// The encryption context that binds a key's ciphertext to its address.
+    pub fn encryption_context(address: &Address) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::from([(
+            ENCRYPTION_CONTEXT_ADDRESS.to_owned(),
+            address.to_checksum(None),
+        )])
+    }
+}
+
+/// Encryption-context key naming the address a ciphertext belongs to.
+pub const ENCRYPTION_CONTEXT_ADDRESS: &str = "nitro-wallet:address";
+
+/// Generate a key.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GenerateKey {
+    /// KMS key to wrap it with.
+    pub kms_key_id: String,
+}
+
+/// Import a key.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ImportKey {
+    /// KMS key to wrap it with.
+    pub kms_key_id: String,
+    /// 64 hex characters, optional `0x`.
+    pub private_key: SecretString,
+}
+
+/// Sign a transaction.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SignTransaction {
+    /// The key, re-presented on every call so that a restarted enclave can unwrap it again.
+    pub key: WrappedKey,
+    /// The Ethereum JSON-RPC transaction object exactly as the client sent it; the enclave
+    /// parses and validates it.
+    pub transaction: Box<RawValue>,
+}
+
+/// Temporary AWS credentials for the enclave's KMS calls.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Access key id (not secret on its own).
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: SecretString,
+    /// Session token of temporary credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<SecretString>,
+    /// Expiry, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+}
+
+/// A string that is zeroized on drop and never printed.
+#[derive(Default, PartialEq, Eq)]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    /// Wraps a secret.
+    pub fn new(secret: String) -> Self {
+        Self(Zeroizing::new(secret))
+    }
+
+    /// The secret itself; keep the borrow short.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
+impl Serialize for SecretString {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretString::new)
+    }
+}
+
+/// Serde helper: bytes as standard base64 strings (`#[serde(with = "…::base64_bytes")]`).
+pub mod base64_bytes {
+    use super::*;
+
+    /// Serialises bytes as base64.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// Parses base64.
+    ///
+    /// # Errors
+    /// When the string is not standard base64.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .map_err(|_| serde::de::Error::custom("invalid base64"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::frame::{decode, encode};
+
+    #[test]
+    fn request_round_trip_keeps_the_transaction_verbatim() {
+        let tx = r#"{"nonce":"0x1","chainId":1}"#;
+        let frame = RequestFrame {
+            v: PROTOCOL_VERSION,
+            id: 42,
+            req: Request::SignTransaction(SignTransaction {
+                key: WrappedKey {
+                    address: Address::repeat_byte(0x11),
+                    kms_key_id: "alias/k".into(),
+                    ciphertext: vec![1, 2, 3],
+                },
+                transaction: RawValue::from_string(tx.into()).unwrap(),
+            }),
+        };
+        let bytes = encode(&frame).unwrap();
+        let back: RequestFrame = decode(&bytes[4..]).unwrap();
+        assert_eq!(back.id, 42);
+        match back.req {
+            Request::SignTransaction(s) => {
+                assert_eq!(s.transaction.get(), tx);
+                assert_eq!(s.key.ciphertext, vec![1, 2, 3]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_debug_printed() {
+        let c = Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: SecretString::new("wJalrXUtnFEMI".into()),
+            session_token: Some(SecretString::new("FwoGZXIvYXdzE".into())),
+            expires_at: None,
+        };
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("wJalrXUtnFEMI") && !dbg.contains("FwoGZXIvYXdzE"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn encryption_context_uses_the_checksummed_address() {
+        let a: Address = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+            .parse()
+            .unwrap();
+        let ctx = WrappedKey::encryption_context(&a);
+        assert_eq!(
+            ctx[ENCRYPTION_CONTEXT_ADDRESS],
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+        );
+    }
+}
