@@ -1,0 +1,39 @@
+//! Ethereum signing for nitro-wallet: keys, transaction requests, signed transactions.
+//!
+//! This crate is the pure core of the wallet: no I/O, no async, no global state beyond
+//! libsecp256k1's read-only context. It is shared by the enclave (which holds keys and signs)
+//! and the host (which parses and validates requests before they cross vsock), and it is the
+//! place to fuzz and benchmark.
+//!
+//! * [`PrivateKey`]: a secp256k1 key that zeroizes itself and never prints its secret.
+//! * [`TransactionRequest`]: a strictly parsed JSON-RPC transaction object (types 0, 1, 2).
+//! * [`sign_transaction`] → [`SignedTransaction`]: EIP-155 / EIP-2718 raw transaction, hash
+//!   and signature parts, in the JSON shape of the REST API.
+//!
+//! ```
+//! use nitro_wallet_eth::{sign_transaction, PrivateKey, TransactionRequest};
+//!
+//! let key = PrivateKey::from_hex(
+//!     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+//! )?;
+//! let tx = TransactionRequest::from_json(br#"{
+//!     "chainId": "0x1", "nonce": "0x0", "gas": "21000",
+//!     "maxFeePerGas": "30000000000", "maxPriorityFeePerGas": "2000000000",
+//!     "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "value": "0x1"
+//! }"#)?;
+//! let signed = sign_transaction(&key, &tx)?;
+//! assert_eq!(signed.from, key.address());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod key;
+mod request;
+mod sign;
+
+pub use key::{Error, PrivateKey};
+pub use request::{TransactionRequest, TxError};
+pub use sign::{sign_transaction, SignatureParts, SignedTransaction};
+
+/// Re-exported so that callers can name the types in this crate's API without depending on
+/// matching alloy versions themselves.
+pub use alloy_primitives::{Address, Bytes, Signature, B256, U256};

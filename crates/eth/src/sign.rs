@@ -1,0 +1,270 @@
+//! Signing a [`TransactionRequest`] and the signed result as it is returned to clients.
+//!
+//! The transaction encodings (EIP-155 legacy RLP, EIP-2718 typed envelopes) come from
+//! alloy-consensus; only the ECDSA step is ours ([`PrivateKey::sign_hash`], libsecp256k1).
+//! [`SignedTransaction`] is the wire shape of the REST response (DESIGN.md §4), so its serde
+//! form is part of the API and is pinned by tests.
+
+use alloy_consensus::{transaction::RlpEcdsaEncodableTx, SignableTransaction, Signed};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, Bytes, Signature, B256, U256};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    key::PrivateKey,
+    request::{TransactionRequest, TxError, UnsignedTx},
+};
+
+/// A signed transaction, ready for `eth_sendRawTransaction`.
+///
+/// JSON form (snake_case keys; every number and byte string is `0x` hex):
+///
+/// ```json
+/// {
+///   "raw_transaction": "0x02f8…",
+///   "transaction_hash": "0x…32 bytes",
+///   "from": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+///   "signature": { "r": "0x…", "s": "0x…", "y_parity": "0x1", "v": "0x1" }
+/// }
+/// ```
+///
+/// `from` is serialized EIP-55 checksummed (deserialization accepts any case). Quantities
+/// (`r`, `s`, `v`) are minimal hex without leading zeros, as in JSON-RPC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTransaction {
+    /// The EIP-2718 encoding: plain RLP for legacy transactions, `type || rlp` otherwise.
+    pub raw_transaction: Bytes,
+    /// keccak256 of `raw_transaction`.
+    pub transaction_hash: B256,
+    /// The signer's address.
+    #[serde(with = "checksummed")]
+    pub from: Address,
+    /// The signature, in the forms clients expect.
+    pub signature: SignatureParts,
+}
+
+/// The parts of an ECDSA signature.
+///
+/// `y_parity` serializes as the JSON-RPC quantity `"0x0"` or `"0x1"` (as in `yParity` of
+/// `eth_getTransactionByHash`); deserialization accepts those strings or a JSON bool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureParts {
+    /// The `r` scalar.
+    pub r: U256,
+    /// The `s` scalar (always in the lower half of the group order).
+    pub s: U256,
+    /// Whether the nonce point's y coordinate is odd (the recovery id).
+    #[serde(with = "parity")]
+    pub y_parity: bool,
+    /// For legacy transactions the EIP-155 `v = chain_id * 2 + 35 + y_parity`; for typed
+    /// transactions `y_parity` as 0 or 1.
+    pub v: U256,
+}
+
+impl SignatureParts {
+    fn new(signature: &Signature, legacy_chain_id: Option<u64>) -> SignatureParts {
+        let parity = U256::from(u8::from(signature.v()));
+        let v = match legacy_chain_id {
+            Some(chain_id) => U256::from(chain_id) * U256::from(2) + U256::from(35) + parity,
+            None => parity,
+        };
+        SignatureParts {
+            r: signature.r(),
+            s: signature.s(),
+            y_parity: signature.v(),
+            v,
+        }
+    }
+}
+
+/// Signs `tx` with `key`.
+///
+/// # Errors
+///
+/// [`TxError::FromMismatch`] if the request names a `from` that is not `key`'s address.
+pub fn sign_transaction(
+    key: &PrivateKey,
+    tx: &TransactionRequest,
+) -> Result<SignedTransaction, TxError> {
+    let address = key.address();
+    if let Some(from) = tx.from() {
+        if from != address {
+            return Err(TxError::FromMismatch {
+                expected: address,
+                got: from,
+            });
+        }
+    }
+    let (raw_transaction, transaction_hash, signature) = match &tx.tx {
+        UnsignedTx::Legacy(t) => {
+            let (raw, hash, sig) = sign_one(key, t.clone());
+            (raw, hash, SignatureParts::new(&sig, t.chain_id))
+        }
+        UnsignedTx::Eip2930(t) => {
+            let (raw, hash, sig) = sign_one(key, t.clone());
+            (raw, hash, SignatureParts::new(&sig, None))
+        }
+        UnsignedTx::Eip1559(t) => {
+            let (raw, hash, sig) = sign_one(key, t.clone());
+            (raw, hash, SignatureParts::new(&sig, None))
+        }
+    };
+    Ok(SignedTransaction {
+        raw_transaction,
+        transaction_hash,
+        from: address,
+        signature,
+    })
+}
+
+/// Signs one concrete alloy transaction type and encodes it.
+fn sign_one<T>(key: &PrivateKey, tx: T) -> (Bytes, B256, Signature)
+where
+    T: SignableTransaction<Signature> + RlpEcdsaEncodableTx,
+    Signed<T>: Encodable2718,
+{
+    let signature = key.sign_hash(&tx.signature_hash());
+    let signed = tx.into_signed(signature);
+    let raw = Bytes::from(signed.encoded_2718());
+    (raw, *signed.hash(), signature)
+}
+
+/// Serde for an [`Address`] that writes EIP-55 checksummed hex and reads any case.
+mod checksummed {
+    use alloy_primitives::Address;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(a.to_checksum_buffer(None).as_str())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+        Address::deserialize(d)
+    }
+}
+
+/// Serde for `y_parity`: writes `"0x0"`/`"0x1"`, reads those or a bool.
+mod parity {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(p: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if *p { "0x1" } else { "0x0" })
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Bool(bool),
+        Str(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Bool(b) => Ok(b),
+            Repr::Str(s) => match s.as_str() {
+                "0x0" => Ok(false),
+                "0x1" => Ok(true),
+                _ => Err(D::Error::custom("y_parity must be \"0x0\" or \"0x1\"")),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{address, b256, hex};
+    use serde_json::json;
+
+    fn eip155_key() -> PrivateKey {
+        PrivateKey::from_bytes(&[0x46; 32]).unwrap()
+    }
+
+    fn eip155_request() -> TransactionRequest {
+        TransactionRequest::from_value(&json!({
+            "chainId": 1,
+            "nonce": 9,
+            "gasPrice": "20000000000",
+            "gas": 21000,
+            "to": "0x3535353535353535353535353535353535353535",
+            "value": "1000000000000000000",
+        }))
+        .unwrap()
+    }
+
+    /// The example in EIP-155 itself.
+    #[test]
+    fn eip155_example() {
+        let tx = eip155_request();
+        assert_eq!(
+            tx.signature_hash(),
+            b256!("daf5a779ae972f972197303d7b574746c7ef83eadac0f2791ad23db92e4c8e53")
+        );
+        let signed = sign_transaction(&eip155_key(), &tx).unwrap();
+        assert_eq!(
+            signed.raw_transaction.as_ref(),
+            hex!(
+                "f86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83"
+            )
+        );
+        assert_eq!(signed.signature.v, U256::from(37));
+        assert!(!signed.signature.y_parity);
+        assert_eq!(
+            signed.from,
+            address!("9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F")
+        );
+        assert_eq!(
+            signed.transaction_hash,
+            alloy_primitives::keccak256(&signed.raw_transaction)
+        );
+    }
+
+    #[test]
+    fn from_mismatch() {
+        let mut v = json!({
+            "chainId": 1, "nonce": 9, "gasPrice": 1, "gas": 21000,
+            "from": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        });
+        let tx = TransactionRequest::from_value(&v).unwrap();
+        let err = sign_transaction(&eip155_key(), &tx).unwrap_err();
+        assert_eq!(
+            err,
+            TxError::FromMismatch {
+                expected: address!("9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F"),
+                got: address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
+            }
+        );
+        assert_eq!(err.field(), Some("from"));
+        v["from"] = json!("0x9d8a62f656a8d1615c1294fd71e9cfb3e4855a4f");
+        let tx = TransactionRequest::from_value(&v).unwrap();
+        assert!(sign_transaction(&eip155_key(), &tx).is_ok());
+    }
+
+    #[test]
+    fn json_shape() {
+        let signed = sign_transaction(&eip155_key(), &eip155_request()).unwrap();
+        let v = serde_json::to_value(&signed).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "raw_transaction": "0xf86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a76400008025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83",
+                "transaction_hash": "0x33469b22e9f636356c4160a87eb19df52b7412e8eac32a4a55ffe88ea8350788",
+                "from": "0x9d8A62f656a8d1615C1294fd71e9CFb3E4855A4F",
+                "signature": {
+                    "r": "0x28ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276",
+                    "s": "0x67cbe9d8997f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83",
+                    "y_parity": "0x0",
+                    "v": "0x25",
+                }
+            })
+        );
+        let back: SignedTransaction = serde_json::from_value(v).unwrap();
+        assert_eq!(back, signed);
+        let mut lower = serde_json::to_value(&signed).unwrap();
+        lower["from"] = json!("0x9d8a62f656a8d1615c1294fd71e9cfb3e4855a4f");
+        lower["signature"]["y_parity"] = json!(false);
+        let back: SignedTransaction = serde_json::from_value(lower).unwrap();
+        assert_eq!(back, signed);
+    }
+}
