@@ -1,0 +1,259 @@
+//! The enclave's KMS client: `Encrypt`, `Decrypt` and `GenerateRandom` through the AWS SDK.
+//!
+//! Every SDK call is made in this one file, each in one small function, so that the attested
+//! variants (`Recipient` on `Decrypt`, reading `CiphertextForRecipient`) slot in beside them.
+//! The same code runs against real KMS, the local [`crate::emulator`] and moto; only
+//! [`KmsConfig::endpoint`] differs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_kms::config::retry::RetryConfig;
+use aws_sdk_kms::config::timeout::TimeoutConfig;
+use aws_sdk_kms::config::{BehaviorVersion, IdentityCache, Region};
+use aws_sdk_kms::primitives::Blob;
+use zeroize::Zeroizing;
+
+use crate::credentials::CredentialsCell;
+use crate::error::{self, KmsError};
+
+/// KMS encryption context: non-secret key/value pairs bound to a ciphertext. Sorted, so it has
+/// one canonical form.
+pub type EncryptionContext = BTreeMap<String, String>;
+
+/// Time allowed to open a TCP (and TLS) connection to KMS.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time allowed for a whole operation, retries included.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the KMS client sends its requests.
+#[derive(Debug, Clone)]
+pub struct KmsConfig {
+    /// AWS region, e.g. `us-east-1`; part of the request signature even with a custom endpoint.
+    pub region: String,
+    /// Endpoint override, e.g. `http://127.0.0.1:4599` for the emulator or moto, or the
+    /// vsock-proxy address; `None` uses the regional AWS endpoint.
+    pub endpoint: Option<String>,
+}
+
+/// KMS client for the enclave's key wrapping. Cheap to clone; clones share connections and the
+/// [`CredentialsCell`].
+#[derive(Clone)]
+pub struct KmsClient {
+    inner: aws_sdk_kms::Client,
+    credentials: CredentialsCell,
+    region: String,
+    endpoint: Option<String>,
+}
+
+impl fmt::Debug for KmsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KmsClient")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KmsClient {
+    /// Builds a client for `config`, signing with whatever `credentials` holds at request time.
+    ///
+    /// Timeouts: 3 s to connect, 10 s per operation including the SDK's standard retries
+    /// (3 attempts, exponential backoff with jitter). Credentials are not cached by the SDK, so
+    /// [`CredentialsCell::set`] takes effect on the next request.
+    pub fn new(config: &KmsConfig, credentials: CredentialsCell) -> KmsClient {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .build();
+        let mut builder = aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .credentials_provider(credentials.clone())
+            .identity_cache(IdentityCache::no_cache())
+            .retry_config(RetryConfig::standard())
+            .timeout_config(timeouts);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint.clone());
+        }
+        KmsClient {
+            inner: aws_sdk_kms::Client::from_conf(builder.build()),
+            credentials,
+            region: config.region.clone(),
+            endpoint: config.endpoint.clone(),
+        }
+    }
+
+    /// The credentials slot this client signs with.
+    pub fn credentials(&self) -> &CredentialsCell {
+        &self.credentials
+    }
+
+    /// Encrypts `plaintext` (at most 4096 bytes) under `key_id` (key id, ARN or `alias/…`),
+    /// binding `context`; returns the KMS ciphertext blob.
+    ///
+    /// # Errors
+    /// [`KmsError::NotFound`] for an unknown key, [`KmsError::Denied`] when KMS refuses (or no
+    /// credentials are set), [`KmsError::Unavailable`] on throttling, network failures and
+    /// timeouts, [`KmsError::Other`] otherwise (e.g. plaintext too long).
+    pub async fn encrypt(
+        &self,
+        key_id: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KmsError> {
+        self.require_credentials()?;
+        let output = self
+            .inner
+            .encrypt()
+            .key_id(key_id)
+            .plaintext(Blob::new(plaintext))
+            .set_encryption_context(sdk_context(context))
+            .send()
+            .await
+            .map_err(error::from_sdk)?;
+        output
+            .ciphertext_blob
+            .map(Blob::into_inner)
+            .ok_or_else(|| KmsError::Other("Encrypt response without CiphertextBlob".to_owned()))
+    }
+
+    /// Decrypts a blob made by [`KmsClient::encrypt`]. `key_id` is sent along, so a blob of any
+    /// other key is refused rather than opened.
+    ///
+    /// # Errors
+    /// [`KmsError::InvalidCiphertext`] when the blob was tampered with, belongs to another key
+    /// or was bound to another encryption context; the others as for [`KmsClient::encrypt`].
+    pub async fn decrypt(
+        &self,
+        key_id: &str,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        self.require_credentials()?;
+        let output = self
+            .inner
+            .decrypt()
+            .key_id(key_id)
+            .ciphertext_blob(Blob::new(ciphertext))
+            .set_encryption_context(sdk_context(context))
+            .send()
+            .await
+            .map_err(error::from_sdk)?;
+        output
+            .plaintext
+            .map(|blob| Zeroizing::new(blob.into_inner()))
+            .ok_or_else(|| KmsError::Other("Decrypt response without Plaintext".to_owned()))
+    }
+
+    /// Asks KMS for `n` random bytes (1 to 1024).
+    ///
+    /// # Errors
+    /// [`KmsError::Other`] when `n` is out of range; otherwise as for [`KmsClient::encrypt`].
+    pub async fn generate_random(&self, n: usize) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        let count = i32::try_from(n)
+            .ok()
+            .filter(|count| (1..=1024).contains(count))
+            .ok_or_else(|| {
+                KmsError::Other(format!("cannot ask for {n} random bytes (1..=1024)"))
+            })?;
+        self.require_credentials()?;
+        let output = self
+            .inner
+            .generate_random()
+            .number_of_bytes(count)
+            .send()
+            .await
+            .map_err(error::from_sdk)?;
+        let bytes = output
+            .plaintext
+            .map(|blob| Zeroizing::new(blob.into_inner()));
+        match bytes {
+            Some(bytes) if bytes.len() == n => Ok(bytes),
+            _ => Err(KmsError::Other(
+                "GenerateRandom response without the requested bytes".to_owned(),
+            )),
+        }
+    }
+
+    /// Fails fast, without a network round trip, while no credentials are set.
+    fn require_credentials(&self) -> Result<(), KmsError> {
+        if self.credentials.is_set() {
+            Ok(())
+        } else {
+            Err(KmsError::Denied(
+                crate::credentials::NO_CREDENTIALS.to_owned(),
+            ))
+        }
+    }
+}
+
+/// The SDK's form of an encryption context; an empty context is sent as none, as KMS treats
+/// both alike.
+fn sdk_context(context: &EncryptionContext) -> Option<HashMap<String, String>> {
+    if context.is_empty() {
+        None
+    } else {
+        Some(
+            context
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SDK path itself (not only the early check) turns a missing identity into `Denied`.
+    #[tokio::test]
+    async fn sdk_credentials_failure_maps_to_denied() {
+        let config = KmsConfig {
+            region: "us-east-1".to_owned(),
+            endpoint: Some("http://127.0.0.1:9".to_owned()),
+        };
+        let client = KmsClient::new(&config, CredentialsCell::new());
+        let err = client
+            .inner
+            .encrypt()
+            .key_id("alias/x")
+            .plaintext(Blob::new(b"x".as_slice()))
+            .send()
+            .await
+            .map_err(error::from_sdk)
+            .expect_err("no credentials");
+        assert!(matches!(err, KmsError::Denied(_)), "{err:?}");
+    }
+
+    #[test]
+    fn debug_shows_no_credentials() {
+        let cell = CredentialsCell::new();
+        cell.set(aws_credential_types::Credentials::from_keys(
+            "AKIDX", "s3cr3t", None,
+        ));
+        let config = KmsConfig {
+            region: "eu-west-1".to_owned(),
+            endpoint: None,
+        };
+        let printed = format!("{:?}", KmsClient::new(&config, cell));
+        assert!(printed.contains("eu-west-1"));
+        assert!(!printed.contains("s3cr3t") && !printed.contains("AKIDX"));
+    }
+
+    #[test]
+    fn empty_context_is_sent_as_none() {
+        assert_eq!(sdk_context(&EncryptionContext::new()), None);
+        let context = EncryptionContext::from([("a".to_owned(), "b".to_owned())]);
+        assert_eq!(
+            sdk_context(&context)
+                .expect("some")
+                .get("a")
+                .map(String::as_str),
+            Some("b")
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of `nitro-wallet-kms`: the real AWS SDK code path of `KmsClient` against
+//! the local emulator and against moto, an independent KMS emulator.
+
+mod common;
+mod emulator;
+mod moto;
+mod protocol;
