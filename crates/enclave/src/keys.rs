@@ -1,0 +1,147 @@
+//! The in-memory cache of plaintext keys.
+//!
+//! A key is unwrapped with KMS once and then served from here, so signing makes no KMS call
+//! in steady state. Concurrent requests for a key that is not cached share one unwrap. The
+//! cache is bounded; an evicted key is zeroized when its last in-flight signature finishes
+//! (`PrivateKey` zeroizes on drop) and is unwrapped again on its next use.
+
+use alloy_primitives::Address;
+use nitro_wallet_eth::PrivateKey;
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex, PoisonError},
+};
+use tokio::sync::OnceCell;
+
+type Slot = Arc<OnceCell<Arc<PrivateKey>>>;
+
+/// Bounded address → key cache.
+#[derive(Debug)]
+pub struct KeyCache {
+    capacity: usize,
+    slots: Mutex<HashMap<Address, Slot>>,
+}
+
+impl KeyCache {
+    /// A cache holding at most `capacity` keys (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Number of cached keys.
+    pub fn len(&self) -> usize {
+        self.lock().values().filter(|s| s.initialized()).count()
+    }
+
+    /// Whether no key is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Caches a key known to be good (just generated or imported).
+    pub fn insert(&self, key: PrivateKey) {
+        let address = key.address();
+        let slot = Arc::new(OnceCell::new_with(Some(Arc::new(key))));
+        let mut slots = self.lock();
+        Self::make_room(&mut slots, self.capacity, &address);
+        slots.insert(address, slot);
+    }
+
+    /// The key for `address`, running `unwrap` (once, shared by concurrent callers) when it is
+    /// not cached. A failed unwrap caches nothing.
+    ///
+    /// # Errors
+    /// Whatever `unwrap` returns.
+    pub async fn get_or_try_insert<E, F, Fut>(
+        &self,
+        address: Address,
+        unwrap: F,
+    ) -> Result<Arc<PrivateKey>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<PrivateKey, E>>,
+    {
+        let slot = {
+            let mut slots = self.lock();
+            if let Some(key) = slots.get(&address).and_then(|s| s.get()) {
+                return Ok(Arc::clone(key));
+            }
+            if !slots.contains_key(&address) {
+                Self::make_room(&mut slots, self.capacity, &address);
+            }
+            Arc::clone(slots.entry(address).or_default())
+        };
+        slot.get_or_try_init(|| async { unwrap().await.map(Arc::new) })
+            .await
+            .map(Arc::clone)
+    }
+
+    fn make_room(slots: &mut HashMap<Address, Slot>, capacity: usize, keep: &Address) {
+        while slots.len() >= capacity {
+            // Any victim will do: eviction only costs one KMS call later.
+            let Some(victim) = slots.keys().find(|a| *a != keep).copied() else {
+                break;
+            };
+            slots.remove(&victim);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Slot>> {
+        // The map stays consistent even if a holder panicked: every update is one call.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_unwrap_and_capacity_is_kept() {
+        let cache = Arc::new(KeyCache::new(2));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let hex = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+        let address = PrivateKey::from_hex(hex).unwrap().address();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_try_insert(address, || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        Ok::<_, ()>(PrivateKey::from_hex(hex).unwrap())
+                    })
+                    .await
+                    .unwrap()
+                    .address()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), address);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        for _ in 0..5 {
+            cache.insert(PrivateKey::generate().unwrap());
+        }
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn failed_unwrap_is_not_cached() {
+        let cache = KeyCache::new(4);
+        let address = Address::repeat_byte(1);
+        let r = cache
+            .get_or_try_insert(address, || async { Err::<PrivateKey, _>("denied") })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(cache.len(), 0);
+    }
+}

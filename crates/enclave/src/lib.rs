@@ -1,0 +1,182 @@
+//! The enclave signing server.
+//!
+//! It listens for host connections ([`server`]), keeps decrypted keys in a bounded in-memory
+//! cache ([`keys`]) so that steady-state signing makes no KMS call, and wraps and unwraps keys
+//! with KMS through the AWS SDK ([`Enclave`]). Plaintext keys never leave this process.
+
+pub mod keys;
+pub mod server;
+
+use alloy_primitives::{Address, B256};
+use keys::KeyCache;
+use nitro_wallet_eth::{PrivateKey, TransactionRequest};
+use nitro_wallet_kms::{CredentialsCell, KmsClient, KmsConfig, KmsError};
+use nitro_wallet_protocol::{
+    message::{Credentials, WrappedKey},
+    ErrorBody, ErrorCode, Pong, Request, Response,
+};
+use std::sync::Arc;
+
+/// Settings of one enclave process.
+#[derive(Debug, Clone)]
+pub struct EnclaveConfig {
+    /// Where KMS is.
+    pub kms: KmsConfig,
+    /// Most plaintext keys kept in memory.
+    pub max_cached_keys: usize,
+}
+
+/// The enclave's state: KMS access and the key cache.
+#[derive(Debug)]
+pub struct Enclave {
+    kms: KmsClient,
+    credentials: CredentialsCell,
+    keys: KeyCache,
+    self_test_key: PrivateKey,
+}
+
+impl Enclave {
+    /// Builds the enclave state. No KMS call is made until a key is needed.
+    ///
+    /// # Errors
+    /// When the OS random generator fails.
+    pub fn new(config: &EnclaveConfig) -> Result<Arc<Enclave>, nitro_wallet_eth::Error> {
+        let credentials = CredentialsCell::default();
+        Ok(Arc::new(Enclave {
+            kms: KmsClient::new(&config.kms, credentials.clone()),
+            credentials,
+            keys: KeyCache::new(config.max_cached_keys),
+            self_test_key: PrivateKey::generate()?,
+        }))
+    }
+
+    /// Handles one request. Never panics on any input; every failure is an [`ErrorBody`].
+    pub async fn handle(&self, request: Request) -> Result<Response, ErrorBody> {
+        match request {
+            Request::Ping => {
+                // Readiness means "can sign": exercise the signer, cheaply.
+                let _ = self.self_test_key.sign_hash(&B256::repeat_byte(0x5a));
+                Ok(Response::Pong(Pong {
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    cached_keys: self.keys.len(),
+                    has_credentials: self.credentials.is_set(),
+                }))
+            }
+            Request::SetCredentials(c) => {
+                self.credentials.set(to_aws_credentials(c));
+                Ok(Response::Done)
+            }
+            Request::GenerateKey(g) => {
+                let key = PrivateKey::generate().map_err(|_| {
+                    ErrorBody::new(ErrorCode::Internal, "random number generator failed")
+                })?;
+                self.wrap(key, g.kms_key_id).await
+            }
+            Request::ImportKey(i) => {
+                let key = PrivateKey::from_hex(i.private_key.expose()).map_err(|_| ErrorBody {
+                    code: ErrorCode::InvalidRequest,
+                    message: "private_key must be 32 bytes of hex (64 characters, optional 0x) \
+                              and a valid secp256k1 scalar"
+                        .into(),
+                    field: Some("private_key".into()),
+                })?;
+                self.wrap(key, i.kms_key_id).await
+            }
+            Request::SignTransaction(s) => {
+                // Validate before touching KMS: a malformed request costs nothing.
+                let tx = TransactionRequest::from_json(s.transaction.get().as_bytes())
+                    .map_err(tx_error)?;
+                let key = self.unwrap(&s.key).await?;
+                nitro_wallet_eth::sign_transaction(&key, &tx)
+                    .map(Response::SignedTransaction)
+                    .map_err(tx_error)
+            }
+            _ => Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "unsupported request",
+            )),
+        }
+    }
+
+    /// Wraps a fresh key with KMS, binding the ciphertext to the key's address, and caches it.
+    async fn wrap(&self, key: PrivateKey, kms_key_id: String) -> Result<Response, ErrorBody> {
+        let address = key.address();
+        let context = WrappedKey::encryption_context(&address);
+        let ciphertext = self
+            .kms
+            .encrypt(&kms_key_id, key.to_bytes().as_slice(), &context)
+            .await
+            .map_err(kms_error)?;
+        self.keys.insert(key);
+        Ok(Response::Key(WrappedKey {
+            address,
+            kms_key_id,
+            ciphertext,
+        }))
+    }
+
+    /// The plaintext key for `wrapped`, from the cache or through one KMS Decrypt.
+    async fn unwrap(&self, wrapped: &WrappedKey) -> Result<Arc<PrivateKey>, ErrorBody> {
+        self.keys
+            .get_or_try_insert(wrapped.address, || async {
+                let context = WrappedKey::encryption_context(&wrapped.address);
+                let plaintext = self
+                    .kms
+                    .decrypt(&wrapped.kms_key_id, &wrapped.ciphertext, &context)
+                    .await
+                    .map_err(kms_error)?;
+                let key = PrivateKey::from_bytes(&plaintext).map_err(|_| {
+                    ErrorBody::new(
+                        ErrorCode::KeyMismatch,
+                        "the ciphertext does not hold a secp256k1 key",
+                    )
+                })?;
+                check_address(&key, &wrapped.address)?;
+                Ok(key)
+            })
+            .await
+    }
+}
+
+fn check_address(key: &PrivateKey, claimed: &Address) -> Result<(), ErrorBody> {
+    if key.address() == *claimed {
+        Ok(())
+    } else {
+        Err(ErrorBody::new(
+            ErrorCode::KeyMismatch,
+            format!("the ciphertext does not hold the key of {claimed}"),
+        ))
+    }
+}
+
+fn to_aws_credentials(c: Credentials) -> aws_credential_types::Credentials {
+    let expiry = c
+        .expires_at
+        .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+    aws_credential_types::Credentials::new(
+        c.access_key_id,
+        c.secret_access_key.expose().to_owned(),
+        c.session_token.map(|t| t.expose().to_owned()),
+        expiry,
+        "nitro-wallet-host",
+    )
+}
+
+fn tx_error(e: nitro_wallet_eth::TxError) -> ErrorBody {
+    ErrorBody {
+        code: ErrorCode::InvalidTransaction,
+        message: e.to_string(),
+        field: e.field().map(str::to_owned),
+    }
+}
+
+fn kms_error(e: KmsError) -> ErrorBody {
+    let code = match &e {
+        KmsError::Denied(_) => ErrorCode::KmsDenied,
+        KmsError::InvalidCiphertext => ErrorCode::KmsInvalidCiphertext,
+        KmsError::NotFound => ErrorCode::KmsKeyNotFound,
+        KmsError::Unavailable(_) => ErrorCode::KmsUnavailable,
+        _ => ErrorCode::KmsError,
+    };
+    ErrorBody::new(code, e.to_string())
+}

@@ -1,0 +1,409 @@
+//! Integration tests of the real `nitro-wallet-enclave` binary over a Unix socket, with the
+//! local KMS emulator serving the real AWS SDK calls.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+use nitro_wallet_kms::emulator::Emulator;
+use nitro_wallet_protocol::{
+    frame,
+    message::{Credentials, GenerateKey, SignTransaction, WrappedKey},
+    ErrorCode, Reply, Request, RequestFrame, Response, ResponseFrame, SecretString,
+    PROTOCOL_VERSION,
+};
+use serde_json::value::RawValue;
+use std::{
+    path::PathBuf,
+    process::{Child, Command},
+    time::Duration,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::UnixStream,
+};
+
+const KMS_KEY: &str = "alias/nitro-wallet";
+const T: Duration = Duration::from_secs(10);
+
+struct Enclave {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    kms_url: String,
+    child: Child,
+}
+
+impl Enclave {
+    async fn start() -> Enclave {
+        let dir = tempfile::tempdir().unwrap();
+        let emulator = Emulator::open(&dir.path().join("kms")).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let kms_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(emulator.serve(listener));
+        let socket = dir.path().join("enclave.sock");
+        let child = spawn(&socket, &kms_url);
+        let mut e = Enclave {
+            dir,
+            socket,
+            kms_url,
+            child,
+        };
+        e.wait_ready().await;
+        e
+    }
+
+    async fn wait_ready(&mut self) {
+        for _ in 0..200 {
+            if UnixStream::connect(&self.socket).await.is_ok() {
+                return;
+            }
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "enclave exited at start"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("enclave did not listen");
+    }
+
+    async fn restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.child = spawn(&self.socket, &self.kms_url);
+        self.wait_ready().await;
+    }
+
+    async fn connect(&self) -> Conn {
+        let mut c = Conn {
+            stream: UnixStream::connect(&self.socket).await.unwrap(),
+            next: 1,
+        };
+        let creds = Request::SetCredentials(Credentials {
+            access_key_id: "AKIDTEST".into(),
+            secret_access_key: SecretString::new("test-secret".into()),
+            session_token: None,
+            expires_at: None,
+        });
+        assert!(matches!(c.call(creds).await, Reply::Ok(Response::Done)));
+        c
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Enclave {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.dir;
+    }
+}
+
+fn spawn(socket: &std::path::Path, kms_url: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_nitro-wallet-enclave"))
+        .args([
+            "--listen",
+            &format!("unix://{}", socket.display()),
+            "--kms-endpoint",
+            kms_url,
+        ])
+        .env("NITRO_WALLET_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+struct Conn {
+    stream: UnixStream,
+    next: u64,
+}
+
+impl Conn {
+    async fn send(&mut self, req: Request) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        let bytes = frame::encode(&RequestFrame {
+            v: PROTOCOL_VERSION,
+            id,
+            req,
+        })
+        .unwrap();
+        self.stream.write_all(&bytes).await.unwrap();
+        id
+    }
+
+    async fn recv(&mut self) -> Option<ResponseFrame> {
+        let mut buf = Vec::new();
+        let more = tokio::time::timeout(T, frame::read_frame(&mut self.stream, &mut buf, T))
+            .await
+            .expect("no reply in time")
+            .ok()?;
+        more.then(|| frame::decode(&buf).unwrap())
+    }
+
+    async fn call(&mut self, req: Request) -> Reply {
+        let id = self.send(req).await;
+        let r = self.recv().await.expect("connection closed");
+        assert_eq!(r.id, id);
+        r.reply
+    }
+
+    async fn generate(&mut self) -> WrappedKey {
+        match self
+            .call(Request::GenerateKey(GenerateKey {
+                kms_key_id: KMS_KEY.into(),
+            }))
+            .await
+        {
+            Reply::Ok(Response::Key(k)) => k,
+            other => panic!("generate failed: {other:?}"),
+        }
+    }
+
+    async fn sign(&mut self, key: &WrappedKey, nonce: u64) -> Reply {
+        self.call(sign_request(key, nonce)).await
+    }
+
+    async fn ping(&mut self) {
+        assert!(matches!(
+            self.call(Request::Ping).await,
+            Reply::Ok(Response::Pong(_))
+        ));
+    }
+}
+
+fn sign_request(key: &WrappedKey, nonce: u64) -> Request {
+    let tx = format!(
+        r#"{{"chainId":"0x7a69","nonce":"{nonce}","gas":"0x5208","maxFeePerGas":"0x77359400",
+            "maxPriorityFeePerGas":"0x3b9aca00","to":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","value":"0x1"}}"#
+    );
+    Request::SignTransaction(SignTransaction {
+        key: key.clone(),
+        transaction: RawValue::from_string(tx).unwrap(),
+    })
+}
+
+fn err_code(reply: &Reply) -> ErrorCode {
+    match reply {
+        Reply::Err(e) => e.code,
+        Reply::Ok(r) => panic!("expected an error, got {r:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_frames_close_only_their_connection() {
+    let mut enclave = Enclave::start().await;
+    let mut good = enclave.connect().await;
+    let key = good.generate().await;
+
+    // Garbage payload in a well-formed frame: answered `bad_frame`, then closed.
+    let mut garbage = UnixStream::connect(&enclave.socket).await.unwrap();
+    garbage
+        .write_all(&[0, 0, 0, 5, b'{', 0xff, b'x', b'"', b'}'])
+        .await
+        .unwrap();
+    let mut c = Conn {
+        stream: garbage,
+        next: 1,
+    };
+    let r = c.recv().await.expect("an error frame before closing");
+    assert_eq!((r.id, err_code(&r.reply)), (0, ErrorCode::BadFrame));
+    assert!(c.recv().await.is_none(), "connection must be closed");
+
+    // Oversized length prefix: refused before any allocation, connection closed.
+    let mut big = UnixStream::connect(&enclave.socket).await.unwrap();
+    big.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let mut c = Conn {
+        stream: big,
+        next: 1,
+    };
+    let r = c.recv().await.expect("an error frame before closing");
+    assert_eq!(err_code(&r.reply), ErrorCode::BadFrame);
+    assert!(c.recv().await.is_none());
+
+    // Truncated frame, then the client hangs up.
+    let mut cut = UnixStream::connect(&enclave.socket).await.unwrap();
+    cut.write_all(&[0, 0, 1, 0, b'{', b'"']).await.unwrap();
+    drop(cut);
+
+    // Random bytes of every kind.
+    for seed in 0u8..20 {
+        let mut s = UnixStream::connect(&enclave.socket).await.unwrap();
+        let junk: Vec<u8> = (0..64u8)
+            .map(|i| i.wrapping_mul(seed).wrapping_add(seed))
+            .collect();
+        let _ = s.write_all(&junk).await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_millis(200), s.read_to_end(&mut sink)).await;
+    }
+
+    // The first connection and new ones still work, and the process is alive.
+    assert!(matches!(
+        good.sign(&key, 0).await,
+        Reply::Ok(Response::SignedTransaction(_))
+    ));
+    enclave.connect().await.ping().await;
+    assert!(enclave.alive());
+}
+
+#[tokio::test]
+async fn a_stalled_frame_is_cut_but_an_idle_connection_is_not() {
+    let enclave = Enclave::start().await;
+    let mut idle = enclave.connect().await;
+    let mut stalled = UnixStream::connect(&enclave.socket).await.unwrap();
+    stalled.write_all(&[0, 0, 0]).await.unwrap();
+    // The server's stall limit is 30 s; this test only checks that idling is harmless.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    idle.ping().await;
+}
+
+#[tokio::test]
+async fn other_protocol_versions_are_refused_politely() {
+    let enclave = Enclave::start().await;
+    let mut c = enclave.connect().await;
+    let bytes = frame::encode(&RequestFrame {
+        v: 99,
+        id: 7,
+        req: Request::Ping,
+    })
+    .unwrap();
+    c.stream.write_all(&bytes).await.unwrap();
+    let r = c.recv().await.unwrap();
+    assert_eq!(
+        (r.id, err_code(&r.reply)),
+        (7, ErrorCode::UnsupportedVersion)
+    );
+    c.ping().await;
+}
+
+#[tokio::test]
+async fn many_requests_in_flight_on_one_connection() {
+    let enclave = Enclave::start().await;
+    let mut c = enclave.connect().await;
+    let key = c.generate().await;
+    let mut ids = std::collections::HashSet::new();
+    for nonce in 0..200 {
+        ids.insert(c.send(sign_request(&key, nonce)).await);
+    }
+    for _ in 0..200 {
+        let r = c.recv().await.unwrap();
+        assert!(ids.remove(&r.id), "unexpected id {}", r.id);
+        assert!(matches!(r.reply, Reply::Ok(Response::SignedTransaction(_))));
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_enclave_serves_the_same_key() {
+    let mut enclave = Enclave::start().await;
+    let mut c = enclave.connect().await;
+    let key = c.generate().await;
+    let Reply::Ok(Response::SignedTransaction(before)) = c.sign(&key, 3).await else {
+        panic!("sign failed")
+    };
+    assert_eq!(before.from, key.address);
+
+    enclave.restart().await;
+    let mut c = enclave.connect().await;
+    let Reply::Ok(Response::SignedTransaction(after)) = c.sign(&key, 3).await else {
+        panic!("sign after restart failed")
+    };
+    // RFC 6979: same key, same transaction, same signature.
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn a_ciphertext_presented_for_another_address_is_refused() {
+    let enclave = Enclave::start().await;
+    let mut c = enclave.connect().await;
+    let key = c.generate().await;
+    let forged = WrappedKey {
+        address: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+            .parse()
+            .unwrap(),
+        ..key.clone()
+    };
+    assert_eq!(
+        err_code(&c.sign(&forged, 0).await),
+        ErrorCode::KmsInvalidCiphertext
+    );
+
+    let tampered = WrappedKey {
+        address: key.address,
+        kms_key_id: key.kms_key_id.clone(),
+        ciphertext: {
+            let mut ct = key.ciphertext.clone();
+            let last = ct.len() - 1;
+            ct[last] ^= 1;
+            ct
+        },
+    };
+    // The genuine key is cached, so a tampered record of the same address still signs as that
+    // address; after a restart the tampered ciphertext must be refused.
+    drop(c);
+    let mut enclave = enclave;
+    enclave.restart().await;
+    let mut c = enclave.connect().await;
+    assert_eq!(
+        err_code(&c.sign(&tampered, 0).await),
+        ErrorCode::KmsInvalidCiphertext
+    );
+    assert!(matches!(
+        c.sign(&key, 0).await,
+        Reply::Ok(Response::SignedTransaction(_))
+    ));
+}
+
+#[tokio::test]
+async fn invalid_requests_get_typed_errors() {
+    let enclave = Enclave::start().await;
+    // Without credentials, KMS calls are refused, not crashed on.
+    let mut bare = Conn {
+        stream: UnixStream::connect(&enclave.socket).await.unwrap(),
+        next: 1,
+    };
+    let r = bare
+        .call(Request::GenerateKey(GenerateKey {
+            kms_key_id: KMS_KEY.into(),
+        }))
+        .await;
+    assert_eq!(err_code(&r), ErrorCode::KmsDenied);
+
+    let mut c = enclave.connect().await;
+    let key = c.generate().await;
+    let tx = RawValue::from_string(r#"{"chainId":"0x1","gas":"0x5208","gasPrice":"0x1"}"#.into())
+        .unwrap();
+    let r = c
+        .call(Request::SignTransaction(SignTransaction {
+            key: key.clone(),
+            transaction: tx,
+        }))
+        .await;
+    match r {
+        Reply::Err(e) => {
+            assert_eq!(e.code, ErrorCode::InvalidTransaction);
+            assert_eq!(e.field.as_deref(), Some("nonce"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = c
+        .call(Request::ImportKey(nitro_wallet_protocol::ImportKey {
+            kms_key_id: KMS_KEY.into(),
+            private_key: SecretString::new("not-a-key-0123".into()),
+        }))
+        .await;
+    match r {
+        Reply::Err(e) => {
+            assert_eq!(e.code, ErrorCode::InvalidRequest);
+            assert!(
+                !e.message.contains("not-a-key-0123"),
+                "the input must not be echoed"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = c
+        .call(Request::GenerateKey(GenerateKey {
+            kms_key_id: "alias/none".into(),
+        }))
+        .await;
+    assert_eq!(err_code(&r), ErrorCode::KmsKeyNotFound);
+}
