@@ -1,0 +1,241 @@
+//! `/v1/keys`: generate, import, list, show, and sign with a key.
+
+use super::{error::ApiError, AppState};
+use crate::keystore::KeyRecord;
+use alloy_primitives::Address;
+use axum::{
+    body::Bytes,
+    extract::{rejection::BytesRejection, Path, State},
+    http::StatusCode,
+    Json,
+};
+use nitro_wallet_protocol::{
+    message::{GenerateKey, ImportKey, SignTransaction},
+    Request, Response, SecretString,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Longest label accepted.
+const MAX_LABEL: usize = 128;
+
+/// A key as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    /// EIP-55 checksummed.
+    address: String,
+    label: Option<String>,
+    created_at: String,
+    kms_key_id: String,
+    policy: Option<serde_json::Value>,
+}
+
+impl From<&KeyRecord> for KeyView {
+    fn from(r: &KeyRecord) -> Self {
+        Self {
+            address: r.address.to_checksum(None),
+            label: r.label.clone(),
+            created_at: r.created_at.clone(),
+            kms_key_id: r.kms_key_id.clone(),
+            policy: r.policy.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateKey {
+    label: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Import {
+    private_key: SecretString,
+    label: Option<String>,
+}
+
+/// `POST /v1/keys`: a key generated inside the enclave.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+    let body = body_bytes(body)?;
+    let req: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateKey::default()
+    } else {
+        parse_json(&body)?
+    };
+    check_label(req.label.as_deref())?;
+    let response = state
+        .enclave
+        .call(Request::GenerateKey(GenerateKey {
+            kms_key_id: state.kms_key_id.to_string(),
+        }))
+        .await?;
+    store_wrapped(&state, response, req.label).await
+}
+
+/// `POST /v1/keys/import`: wrap a caller's key.
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+    // serde's messages may quote a rejected value: never let that be a private key.
+    let req: Import = parse_json(&body_bytes(body)?).map_err(|mut e| {
+        e.message = "expected {\"private_key\": \"<64 hex characters>\", \"label\"?: \"…\"}".into();
+        e
+    })?;
+    check_label(req.label.as_deref())?;
+    let response = state
+        .enclave
+        .call(Request::ImportKey(ImportKey {
+            kms_key_id: state.kms_key_id.to_string(),
+            private_key: req.private_key,
+        }))
+        .await?;
+    store_wrapped(&state, response, req.label).await
+}
+
+async fn store_wrapped(
+    state: &AppState,
+    response: Response,
+    label: Option<String>,
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+    let Response::Key(wrapped) = response else {
+        return Err(unexpected());
+    };
+    let record = state.store.create(KeyRecord::new(wrapped, label)).await?;
+    tracing::info!(address = %record.address, "key stored");
+    Ok((StatusCode::CREATED, Json(KeyView::from(&*record))))
+}
+
+/// `GET /v1/keys`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let records = state.store.list().await?;
+    let keys: Vec<KeyView> = records.iter().map(|r| KeyView::from(&**r)).collect();
+    Ok(Json(serde_json::json!({ "keys": keys })))
+}
+
+/// `GET /v1/keys/{address}`.
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    let record = find(&state, &address).await?;
+    Ok(Json(KeyView::from(&*record)))
+}
+
+/// `POST /v1/keys/{address}/sign/transaction`.
+pub(crate) async fn sign_transaction(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<nitro_wallet_eth::SignedTransaction>, ApiError> {
+    let record = find(&state, &address).await?;
+    let body = body_bytes(body)?;
+    let transaction: Box<RawValue> = parse_json(&body)?;
+    let response = state
+        .enclave
+        .call(Request::SignTransaction(SignTransaction {
+            key: record.wrapped(),
+            transaction,
+        }))
+        .await?;
+    match response {
+        Response::SignedTransaction(signed) => Ok(Json(signed)),
+        _ => Err(unexpected()),
+    }
+}
+
+async fn find(state: &AppState, address: &str) -> Result<std::sync::Arc<KeyRecord>, ApiError> {
+    let parsed = parse_address(address)?;
+    state
+        .store
+        .get(&parsed)
+        .await?
+        .ok_or_else(|| ApiError::key_not_found(parsed.to_checksum(None)))
+}
+
+/// An address in the path: 0x + 40 hex; mixed case must be a valid EIP-55 checksum.
+fn parse_address(s: &str) -> Result<Address, ApiError> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_address",
+            "the address must be 0x followed by 40 hex digits (EIP-55 checksum if mixed case)",
+        )
+        .with_field("address")
+    };
+    let hex = s.strip_prefix("0x").ok_or_else(bad)?;
+    let mixed =
+        hex.bytes().any(|b| b.is_ascii_lowercase()) && hex.bytes().any(|b| b.is_ascii_uppercase());
+    if mixed {
+        Address::parse_checksummed(s, None).map_err(|_| bad())
+    } else {
+        s.parse().map_err(|_| bad())
+    }
+}
+
+fn check_label(label: Option<&str>) -> Result<(), ApiError> {
+    match label {
+        Some(l) if l.chars().count() > MAX_LABEL || l.chars().any(char::is_control) => {
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!("label must be at most {MAX_LABEL} characters without control characters"),
+            )
+            .with_field("label"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "body_too_large",
+                "the request body exceeds the limit",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "the request body could not be read",
+            )
+        }
+    })
+}
+
+/// Parses a JSON body: syntax errors are 400, shape errors 422 (naming the field when serde
+/// does).
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                e.to_string(),
+            ),
+            _ => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the body is not valid JSON: {e}"),
+            ),
+        }
+    })
+}
+
+fn unexpected() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "unexpected answer from the enclave",
+    )
+}

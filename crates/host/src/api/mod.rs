@@ -1,0 +1,123 @@
+//! The HTTPS API (DESIGN.md §4).
+//!
+//! Routing, limits and error shape live here; handlers per resource live in submodules.
+//! Every `/v1` route requires a bearer token ([`auth`]). Bodies are size-limited, every
+//! request has a deadline, and concurrency is bounded; every error is JSON ([`error`]).
+
+pub mod auth;
+pub mod error;
+pub mod keys;
+
+use crate::{enclave_client::EnclaveClient, keystore::KeyStore};
+use axum::{
+    extract::{Request, State},
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use error::ApiError;
+use nitro_wallet_protocol::{Request as EnclaveRequest, Response as EnclaveResponse};
+use std::{sync::Arc, time::Duration};
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The enclave.
+    pub enclave: Arc<EnclaveClient>,
+    /// Key records.
+    pub store: Arc<dyn KeyStore>,
+    /// Accepted API tokens.
+    pub tokens: Arc<auth::Tokens>,
+    /// KMS key that wraps new keys.
+    pub kms_key_id: Arc<str>,
+}
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest body.
+    pub body_bytes: usize,
+    /// Deadline of one request.
+    pub request_timeout: Duration,
+    /// Requests processed at once.
+    pub max_concurrent: usize,
+}
+
+/// The whole API.
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let v1 = Router::new()
+        .route("/keys", post(keys::create).get(keys::list))
+        .route("/keys/import", post(keys::import))
+        .route("/keys/{address}", get(keys::show))
+        .route(
+            "/keys/{address}/sign/transaction",
+            post(keys::sign_transaction),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    let timeout = limits.request_timeout;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(limits.body_bytes))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent,
+        ))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            deadline(timeout, req, next)
+        }))
+}
+
+async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable(
+            "timeout",
+            format!("the request did not complete within {}s", timeout.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when the enclave answers a ping (which runs a signing self-test).
+async fn readyz(State(state): State<AppState>) -> Response {
+    let probe = tokio::time::timeout(
+        Duration::from_secs(2),
+        state.enclave.call(EnclaveRequest::Ping),
+    );
+    match probe.await {
+        Ok(Ok(EnclaveResponse::Pong(pong))) => Json(serde_json::json!({
+            "status": "ready",
+            "enclave": { "version": pong.version, "cached_keys": pong.cached_keys },
+        }))
+        .into_response(),
+        Ok(Err(e)) => {
+            ApiError::unavailable("not_ready", format!("enclave not ready: {e}")).into_response()
+        }
+        _ => ApiError::unavailable("not_ready", "enclave did not answer").into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}

@@ -1,0 +1,205 @@
+//! The typed configuration of `nitro-wallet serve` (TOML, unknown fields refused).
+//!
+//! See `nitro-wallet.toml.example` at the repository root for a commented example. Secrets
+//! are never inline: API tokens are stored as SHA-256 hashes, TLS keys and credentials are
+//! referenced by path or source.
+
+use nitro_wallet_protocol::Endpoint;
+use serde::Deserialize;
+use std::{net::SocketAddr, path::PathBuf};
+
+/// Whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTPS server.
+    pub server: ServerConfig,
+    /// The enclave to sign with.
+    pub enclave: EnclaveConfig,
+    /// KMS key that wraps new keys.
+    pub kms: KmsConfig,
+    /// Where key records are kept.
+    pub key_store: KeyStoreConfig,
+    /// API tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Where the enclave's AWS credentials come from.
+    pub credentials: CredentialsConfig,
+}
+
+/// HTTPS server settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// PEM certificate chain; with `tls_key`. When both are absent a self-signed certificate
+    /// is generated into `state_dir`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Where generated state (the self-signed certificate) goes.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Largest request body accepted.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// Time limit of one request, seconds.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// Requests handled at once; more wait (until their time limit).
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent_requests: usize,
+}
+
+/// Enclave connection settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnclaveConfig {
+    /// `vsock://16:5000` in production; `unix:///path` locally.
+    pub endpoint: Endpoint,
+    /// Time limit of one call to the enclave, seconds.
+    #[serde(default = "default_call_timeout")]
+    pub call_timeout_secs: u64,
+}
+
+/// KMS settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmsConfig {
+    /// Key id, ARN or alias used to wrap new keys.
+    pub key_id: String,
+}
+
+/// Key store backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeyStoreConfig {
+    /// One JSON file per key in `dir`.
+    File {
+        /// Directory of records.
+        dir: PathBuf,
+    },
+}
+
+/// One API token, stored as the SHA-256 of the token (hex).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (appears in logs).
+    pub name: String,
+    /// Hex SHA-256 of the bearer token.
+    pub sha256: String,
+}
+
+/// Credentials handed to the enclave for its KMS calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CredentialsConfig {
+    /// Fixed, well-known dummy credentials accepted only by the local KMS emulator.
+    /// Insecure; for `nitro-wallet dev` and tests.
+    InsecureDev,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/nitro-wallet")
+}
+fn default_body_limit() -> usize {
+    256 * 1024
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+fn default_max_concurrent() -> usize {
+    1024
+}
+fn default_call_timeout() -> u64 {
+    15
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads and parses a TOML file.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not a valid configuration.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parses TOML text and checks it.
+    ///
+    /// # Errors
+    /// When the text is not a valid configuration.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err(ConfigError(
+                "server.tls_cert and server.tls_key go together".into(),
+            ));
+        }
+        if self.server.body_limit_bytes == 0 || self.server.body_limit_bytes > 16 << 20 {
+            return Err(ConfigError(
+                "server.body_limit_bytes must be between 1 and 16 MiB".into(),
+            ));
+        }
+        if self.tokens.is_empty() {
+            return Err(ConfigError(
+                "no [[tokens]]: every /v1 route needs a bearer token".into(),
+            ));
+        }
+        for t in &self.tokens {
+            let ok = t.sha256.len() == 64 && t.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                return Err(ConfigError(format!(
+                    "token `{}`: sha256 must be 64 hex characters (the SHA-256 of the token, not the token)",
+                    t.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../../../nitro-wallet.toml.example");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(
+            c.enclave.endpoint,
+            Endpoint::Vsock {
+                cid: 16,
+                port: 5000
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_plain_tokens_are_refused() {
+        let base = include_str!("../../../nitro-wallet.toml.example");
+        let e = Config::parse(&format!("{base}\n[extra]\nx = 1\n")).unwrap_err();
+        assert!(e.0.contains("extra"), "{e}");
+        let plain = base.replace(
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "my-token",
+        );
+        let e = Config::parse(&plain).unwrap_err();
+        assert!(e.0.contains("64 hex"), "{e}");
+    }
+}

@@ -1,0 +1,210 @@
+//! `nitro-wallet dev`: the whole system on one machine, no cloud, no Docker.
+//!
+//! It creates a data directory, starts the local KMS emulator, starts the enclave binary as a
+//! separate OS process on a Unix socket (restarting it if it dies, as the supervisor does in
+//! production), and serves the HTTPS API. Everything it trusts is insecure by design: the KMS
+//! emulator's master key sits in the data directory and the enclave is an ordinary process.
+
+use crate::{
+    api::auth::Tokens,
+    config::{
+        Config, CredentialsConfig, EnclaveConfig, KeyStoreConfig, KmsConfig, ServerConfig,
+        TokenConfig,
+    },
+    server, tls,
+};
+use nitro_wallet_kms::emulator::Emulator;
+use nitro_wallet_protocol::Endpoint;
+use std::{
+    net::SocketAddr,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+use tokio::process::Command;
+
+/// Options of `nitro-wallet dev`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Data directory (keys, KMS emulator state, TLS certificate, API token).
+    #[arg(
+        long,
+        env = "NITRO_WALLET_DEV_DIR",
+        default_value = ".nitro-wallet-dev"
+    )]
+    pub data_dir: PathBuf,
+    /// HTTPS listen address (127.0.0.1:0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// The enclave binary; by default `nitro-wallet-enclave` next to this executable.
+    #[arg(long)]
+    pub enclave_bin: Option<PathBuf>,
+}
+
+/// Runs dev mode until Ctrl-C / SIGTERM.
+///
+/// # Errors
+/// When any part cannot start.
+pub async fn run(args: DevArgs) -> crate::Result<()> {
+    let dir = &args.data_dir;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let dir = dir.canonicalize()?;
+
+    // 1. The KMS emulator, on loopback.
+    let emulator = Emulator::open(&dir.join("kms"))?;
+    let kms_key_id = "alias/nitro-wallet".to_owned();
+    let kms_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let kms_url = format!("http://{}", kms_listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = emulator.serve(kms_listener).await {
+            tracing::error!(error = %e, "KMS emulator stopped");
+        }
+    });
+
+    // 2. The enclave, as a separate process, restarted whenever it exits.
+    let socket = dir.join("enclave.sock");
+    let enclave_bin = match args.enclave_bin {
+        Some(p) => p,
+        None => sibling_binary("nitro-wallet-enclave")?,
+    };
+    let supervisor = tokio::spawn(supervise_enclave(
+        enclave_bin,
+        vec![
+            "--listen".into(),
+            format!("unix://{}", socket.display()),
+            "--kms-endpoint".into(),
+            kms_url,
+        ],
+        dir.join("enclave.pid"),
+    ));
+    wait_for_socket(&socket, Duration::from_secs(10)).await?;
+
+    // 3. The API token (kept across restarts) and the configuration.
+    let token = load_or_create_token(&dir.join("api-token"))?;
+    let config = Config {
+        server: ServerConfig {
+            listen: args.listen,
+            tls_cert: None,
+            tls_key: None,
+            state_dir: dir.clone(),
+            body_limit_bytes: 256 * 1024,
+            request_timeout_secs: 30,
+            max_concurrent_requests: 1024,
+        },
+        enclave: EnclaveConfig {
+            endpoint: Endpoint::Unix(socket),
+            call_timeout_secs: 15,
+        },
+        kms: KmsConfig { key_id: kms_key_id },
+        key_store: KeyStoreConfig::File {
+            dir: dir.join("keys"),
+        },
+        tokens: vec![TokenConfig {
+            name: "dev".into(),
+            sha256: Tokens::hash(&token),
+        }],
+        credentials: CredentialsConfig::InsecureDev,
+    };
+
+    let listener = std::net::TcpListener::bind(config.server.listen)?;
+    let token_path = dir.join("api-token");
+    let result = server::run(
+        &config,
+        listener,
+        |addr, cert| print_banner(addr, cert, &token, &token_path),
+        crate::shutdown_signal(),
+    )
+    .await;
+    supervisor.abort();
+    // Aborting the supervisor drops its child handle, which kills the enclave.
+    let _ = supervisor.await;
+    let _ = std::fs::remove_file(dir.join("enclave.pid"));
+    result
+}
+
+fn print_banner(addr: SocketAddr, cert: Option<&Path>, token: &str, token_path: &Path) {
+    let url = format!("https://{addr}");
+    let cacert = cert
+        .map(|c| format!("--cacert {} ", c.display()))
+        .unwrap_or_default();
+    println!("nitro-wallet dev is listening on {url}");
+    println!("  API token: {token}  (also in {})", token_path.display());
+    println!("  INSECURE: local KMS emulator and an enclave without Nitro isolation; never use real funds");
+    println!("  try:");
+    println!("    curl {cacert}-H 'Authorization: Bearer {token}' -X POST {url}/v1/keys");
+    println!("    curl {cacert}-H 'Authorization: Bearer {token}' {url}/v1/keys");
+    println!("  press Ctrl-C to stop");
+}
+
+/// A binary installed next to the running one (cargo puts both in `target/<profile>/`).
+fn sibling_binary(name: &str) -> crate::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "cannot find `{name}` next to {} (build it with `cargo build --release --workspace`, \
+             or pass --enclave-bin)",
+            exe.display()
+        )
+        .into())
+    }
+}
+
+async fn supervise_enclave(bin: PathBuf, args: Vec<String>, pid_file: PathBuf) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let started = tokio::time::Instant::now();
+        let mut child = match Command::new(&bin).args(&args).kill_on_drop(true).spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(bin = %bin.display(), error = %e, "cannot start the enclave");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if let Some(pid) = child.id() {
+            let _ = std::fs::write(&pid_file, format!("{pid}\n"));
+            tracing::info!(pid, "enclave started");
+        }
+        let status = child.wait().await;
+        tracing::warn!(?status, "enclave exited; restarting");
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(100);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn wait_for_socket(path: &Path, limit: Duration) -> crate::Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!(
+        "the enclave did not start listening on {} within {limit:?}",
+        path.display()
+    )
+    .into())
+}
+
+fn load_or_create_token(path: &Path) -> crate::Result<String> {
+    if let Ok(t) = std::fs::read_to_string(path) {
+        let t = t.trim().to_owned();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes)?;
+    let token = format!("nw_dev_{}", hex::encode(bytes));
+    tls::write_private(path, format!("{token}\n").as_bytes())?;
+    Ok(token)
+}

@@ -1,0 +1,116 @@
+//! Where key records live.
+//!
+//! A record holds a key's KMS ciphertext (never the plaintext), its address, label and the
+//! encryption context that binds the ciphertext to the address, so records cannot be swapped
+//! between keys. Backends implement [`KeyStore`]: a directory of files for local use
+//! ([`file::FileKeyStore`]); AWS Secrets Manager in production (next).
+
+pub mod file;
+
+use alloy_primitives::Address;
+use nitro_wallet_protocol::message::{base64_bytes, WrappedKey};
+use serde::{Deserialize, Serialize};
+use std::{collections::BTreeMap, sync::Arc};
+
+/// Version of the record format.
+pub const RECORD_VERSION: u32 = 1;
+
+/// A stored key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecord {
+    /// Record format version.
+    pub version: u32,
+    /// EIP-55 address: the key's id.
+    pub address: Address,
+    /// KMS ciphertext of the private key (base64).
+    #[serde(with = "base64_bytes")]
+    pub ciphertext: Vec<u8>,
+    /// KMS key that wrapped it.
+    pub kms_key_id: String,
+    /// Encryption context the ciphertext is bound to.
+    pub encryption_context: BTreeMap<String, String>,
+    /// Signing policy (enforced in the enclave; none yet).
+    #[serde(default)]
+    pub policy: Option<serde_json::Value>,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// Free-form label.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+impl KeyRecord {
+    /// A record for a key the enclave just wrapped.
+    pub fn new(wrapped: WrappedKey, label: Option<String>) -> Self {
+        let created_at = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        Self {
+            version: RECORD_VERSION,
+            encryption_context: WrappedKey::encryption_context(&wrapped.address),
+            address: wrapped.address,
+            ciphertext: wrapped.ciphertext,
+            kms_key_id: wrapped.kms_key_id,
+            policy: None,
+            created_at,
+            label,
+        }
+    }
+
+    /// What the enclave needs to unwrap the key.
+    pub fn wrapped(&self) -> WrappedKey {
+        WrappedKey {
+            address: self.address,
+            kms_key_id: self.kms_key_id.clone(),
+            ciphertext: self.ciphertext.clone(),
+        }
+    }
+}
+
+/// Key store failures.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A record for this address exists already.
+    #[error("a key with address {0} exists already")]
+    Exists(Address),
+    /// The store could not be read or written.
+    #[error("key store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record is unreadable.
+    #[error("key record {name} is corrupt: {reason}")]
+    Corrupt {
+        /// Which record.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A place to keep key records.
+#[async_trait::async_trait]
+pub trait KeyStore: Send + Sync + std::fmt::Debug {
+    /// Stores a new record; never overwrites.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] when the address is taken.
+    async fn create(&self, record: KeyRecord) -> Result<Arc<KeyRecord>, StoreError>;
+
+    /// The record of `address`, if any.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    async fn get(&self, address: &Address) -> Result<Option<Arc<KeyRecord>>, StoreError>;
+
+    /// Every record, ordered by creation time then address.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, StoreError>;
+}

@@ -1,0 +1,39 @@
+//! `nitro-wallet`: the host side of the signing service.
+//!
+//! It runs on the EC2 parent instance, which is trusted for availability only: it serves the
+//! HTTPS API ([`api`]), keeps key records ([`keystore`]) that hold nothing but KMS ciphertext,
+//! and forwards every key operation to the enclave over one multiplexed connection
+//! ([`enclave_client`]). [`dev`] runs the whole system on one machine with no cloud.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod enclave_client;
+pub mod keystore;
+pub mod server;
+pub mod tls;
+
+/// Error type of the binary's top-level operations: a message, never a secret.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the host: the API in process (`Router::oneshot` against a real
+//! enclave server and the KMS emulator), and end to end through the real binaries, anvil and
+//! the CLI.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod api;
+mod cli;
+mod e2e;
+mod support;

@@ -1,0 +1,343 @@
+//! Test fixtures: an in-process system, the real `nitro-wallet dev` binary, and anvil.
+
+use axum::{body::Body, Router};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use nitro_wallet::{
+    api::{self, auth::Tokens, Limits},
+    config::{
+        Config, CredentialsConfig, EnclaveConfig, KeyStoreConfig, KmsConfig, ServerConfig,
+        TokenConfig,
+    },
+    server,
+};
+use nitro_wallet_enclave::{server::ServerLimits, Enclave};
+use nitro_wallet_kms::emulator::Emulator;
+use nitro_wallet_protocol::{transport::Listener, Endpoint};
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+use tower::ServiceExt;
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// The API in process, over a real enclave server (in a task) and the KMS emulator.
+pub struct InProcess {
+    pub router: Router,
+    pub dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    pub async fn start() -> InProcess {
+        Self::with_body_limit(256 * 1024).await
+    }
+
+    pub async fn with_body_limit(body_bytes: usize) -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let emulator = Emulator::open(&dir.path().join("kms")).unwrap();
+        let kms = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let kms_url = format!("http://{}", kms.local_addr().unwrap());
+        tokio::spawn(emulator.serve(kms));
+
+        let socket = dir.path().join("enclave.sock");
+        let enclave = Enclave::new(&nitro_wallet_enclave::EnclaveConfig {
+            kms: nitro_wallet_kms::KmsConfig {
+                region: "us-east-1".into(),
+                endpoint: Some(kms_url),
+            },
+            max_cached_keys: 100,
+        })
+        .unwrap();
+        let listener = Listener::bind(&Endpoint::Unix(socket.clone()))
+            .await
+            .unwrap();
+        tokio::spawn(nitro_wallet_enclave::server::serve(
+            listener,
+            enclave,
+            ServerLimits::default(),
+        ));
+
+        let config = Config {
+            server: ServerConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                tls_cert: None,
+                tls_key: None,
+                state_dir: dir.path().to_owned(),
+                body_limit_bytes: body_bytes,
+                request_timeout_secs: 30,
+                max_concurrent_requests: 64,
+            },
+            enclave: EnclaveConfig {
+                endpoint: Endpoint::Unix(socket),
+                call_timeout_secs: 10,
+            },
+            kms: KmsConfig {
+                key_id: "alias/nitro-wallet".into(),
+            },
+            key_store: KeyStoreConfig::File {
+                dir: dir.path().join("keys"),
+            },
+            tokens: vec![TokenConfig {
+                name: "test".into(),
+                sha256: Tokens::hash(TOKEN),
+            }],
+            credentials: CredentialsConfig::InsecureDev,
+        };
+        let state = server::state(&config).unwrap();
+        let router = api::router(
+            state,
+            Limits {
+                body_bytes,
+                request_timeout: Duration::from_secs(30),
+                max_concurrent: 64,
+            },
+        );
+        InProcess { router, dir }
+    }
+
+    /// Sends a request; `token` None means no Authorization header.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<Body>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(req.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("non-JSON body for {method} {path}: {bytes:?}"));
+        (status, json)
+    }
+
+    pub async fn authed(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        self.send(method, path, Some(TOKEN), body.to_owned()).await
+    }
+}
+
+/// `target/<profile>/` holding the binaries under test.
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_nitro-wallet"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn nitro_wallet_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_nitro-wallet"))
+}
+
+/// The real `nitro-wallet dev`, as a user starts it.
+pub struct DevServer {
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub token: String,
+    child: Child,
+    stopped: bool,
+    _dir: tempfile::TempDir,
+}
+
+impl DevServer {
+    pub fn start() -> DevServer {
+        let enclave = bin_dir().join("nitro-wallet-enclave");
+        assert!(
+            enclave.is_file(),
+            "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+            enclave.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let mut child = Command::new(nitro_wallet_bin())
+            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .env("NITRO_WALLET_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("dev printed nothing").unwrap();
+        let url = first
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("https://"))
+            .unwrap_or_else(|| panic!("unexpected banner: {first}"))
+            .to_owned();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let token = std::fs::read_to_string(data_dir.join("api-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        DevServer {
+            url,
+            data_dir,
+            token,
+            child,
+            stopped: false,
+            _dir: dir,
+        }
+    }
+
+    pub fn ca_cert(&self) -> PathBuf {
+        self.data_dir.join("tls").join("cert.pem")
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        let pem = std::fs::read(self.ca_cert()).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    pub fn enclave_pid(&self) -> u32 {
+        std::fs::read_to_string(self.data_dir.join("enclave.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let status = self.terminate().expect("dev did not stop on SIGTERM");
+        self.stopped = true;
+        status
+    }
+
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        // SIGTERM first so that dev stops its enclave child too.
+        if !self.stopped && self.terminate().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A real Ethereum node: anvil from the npm package `@foundry-rs/anvil`.
+pub struct Anvil {
+    pub url: String,
+    child: Child,
+}
+
+pub fn find_tool(name: &str) -> PathBuf {
+    let env_name = format!("{}_BIN", name.to_uppercase());
+    if let Ok(p) = std::env::var(&env_name) {
+        return PathBuf::from(p);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let local = workspace.join(".tools/node_modules/.bin").join(name);
+    if local.is_file() {
+        return local;
+    }
+    if let Some(found) = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+    {
+        return found;
+    }
+    panic!(
+        "`{name}` not found: run scripts/test.sh (it installs @foundry-rs/{name} into .tools/), \
+         or set {env_name}"
+    );
+}
+
+impl Anvil {
+    pub fn start() -> Anvil {
+        let port = free_port();
+        let child = Command::new(find_tool("anvil"))
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--hardfork",
+                "prague",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "anvil did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Anvil { url, child }
+    }
+
+    pub async fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let body =
+            serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let response: serde_json::Value = reqwest::Client::new()
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(e) = response.get("error") {
+            panic!("{method} failed: {e}");
+        }
+        response["result"].clone()
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn hex_u128(v: &serde_json::Value) -> u128 {
+    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
