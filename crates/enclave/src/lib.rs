@@ -4,6 +4,7 @@
 //! cache ([`keys`]) so that steady-state signing makes no KMS call, and wraps and unwraps keys
 //! with KMS through the AWS SDK ([`Enclave`]). Plaintext keys never leave this process.
 
+pub mod cli;
 pub mod keys;
 pub mod server;
 

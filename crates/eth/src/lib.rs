@@ -30,6 +30,29 @@ mod key;
 mod request;
 mod sign;
 
+/// Serde for an [`Address`] that writes EIP-55 checksummed hex and reads any case
+/// (`#[serde(with = "nitro_wallet_eth::checksummed")]`); alloy's own serde writes lowercase.
+pub mod checksummed {
+    use alloy_primitives::Address;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the EIP-55 form.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(a.to_checksum_buffer(None).as_str())
+    }
+
+    /// Reads any case.
+    ///
+    /// # Errors
+    /// When the string is not an address.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+        Address::deserialize(d)
+    }
+}
+
 pub use key::{Error, PrivateKey};
 pub use request::{TransactionRequest, TxError};
 pub use sign::{sign_transaction, SignatureParts, SignedTransaction};

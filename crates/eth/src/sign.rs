@@ -37,7 +37,7 @@ pub struct SignedTransaction {
     /// keccak256 of `raw_transaction`.
     pub transaction_hash: B256,
     /// The signer's address.
-    #[serde(with = "checksummed")]
+    #[serde(with = "crate::checksummed")]
     pub from: Address,
     /// The signature, in the forms clients expect.
     pub signature: SignatureParts,
@@ -127,20 +127,6 @@ where
     let signed = tx.into_signed(signature);
     let raw = Bytes::from(signed.encoded_2718());
     (raw, *signed.hash(), signature)
-}
-
-/// Serde for an [`Address`] that writes EIP-55 checksummed hex and reads any case.
-mod checksummed {
-    use alloy_primitives::Address;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(a.to_checksum_buffer(None).as_str())
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
-        Address::deserialize(d)
-    }
 }
 
 /// Serde for `y_parity`: writes `"0x0"`/`"0x1"`, reads those or a bool.

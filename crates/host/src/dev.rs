@@ -36,7 +36,8 @@ pub struct DevArgs {
     /// HTTPS listen address (127.0.0.1:0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
-    /// The enclave binary; by default `nitro-wallet-enclave` next to this executable.
+    /// Enclave binary to start (for example `target/release/nitro-wallet-enclave`); by default
+    /// this executable's own `enclave` subcommand, which runs the same server code.
     #[arg(long)]
     pub enclave_bin: Option<PathBuf>,
 }
@@ -64,18 +65,22 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
 
     // 2. The enclave, as a separate process, restarted whenever it exits.
     let socket = dir.join("enclave.sock");
+    let mut enclave_args = vec![
+        "--listen".to_owned(),
+        format!("unix://{}", socket.display()),
+        "--kms-endpoint".to_owned(),
+        kms_url,
+    ];
     let enclave_bin = match args.enclave_bin {
         Some(p) => p,
-        None => sibling_binary("nitro-wallet-enclave")?,
+        None => {
+            enclave_args.insert(0, "enclave".to_owned());
+            std::env::current_exe()?
+        }
     };
     let supervisor = tokio::spawn(supervise_enclave(
         enclave_bin,
-        vec![
-            "--listen".into(),
-            format!("unix://{}", socket.display()),
-            "--kms-endpoint".into(),
-            kms_url,
-        ],
+        enclave_args,
         dir.join("enclave.pid"),
     ));
     wait_for_socket(&socket, Duration::from_secs(10)).await?;
@@ -135,22 +140,6 @@ fn print_banner(addr: SocketAddr, cert: Option<&Path>, token: &str, token_path: 
     println!("    curl {cacert}-H 'Authorization: Bearer {token}' -X POST {url}/v1/keys");
     println!("    curl {cacert}-H 'Authorization: Bearer {token}' {url}/v1/keys");
     println!("  press Ctrl-C to stop");
-}
-
-/// A binary installed next to the running one (cargo puts both in `target/<profile>/`).
-fn sibling_binary(name: &str) -> crate::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.with_file_name(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "cannot find `{name}` next to {} (build it with `cargo build --release --workspace`, \
-             or pass --enclave-bin)",
-            exe.display()
-        )
-        .into())
-    }
 }
 
 async fn supervise_enclave(bin: PathBuf, args: Vec<String>, pid_file: PathBuf) {

@@ -43,6 +43,9 @@ enum Command {
         #[command(subcommand)]
         command: cli::KeysCommand,
     },
+    /// Run the enclave signing server (what the enclave image runs; dev mode starts it as a
+    /// child process).
+    Enclave(nitro_wallet_enclave::cli::EnclaveArgs),
     /// Sign with a key on a running server.
     Sign {
         #[command(flatten)]
@@ -62,6 +65,9 @@ fn main() -> ExitCode {
     match cli.log_format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+    if let Command::Enclave(args) = cli.command {
+        return nitro_wallet_enclave::cli::run(args);
     }
     tls::install_crypto_provider();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -98,5 +104,11 @@ async fn run(command: Command) -> nitro_wallet::Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Keys { client, command } => cli::keys(&client, command).await,
         Command::Sign { client, command } => cli::sign(&client, command).await,
+        Command::Enclave(_) => unreachable_enclave(),
     }
+}
+
+/// `enclave` runs on its own runtime before this one starts.
+fn unreachable_enclave() -> nitro_wallet::Result<()> {
+    Err("the enclave subcommand is dispatched before the host runtime starts".into())
 }

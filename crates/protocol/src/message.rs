@@ -99,6 +99,7 @@ pub struct Pong {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrappedKey {
     /// EIP-55 address, the key's id.
+    #[serde(with = "nitro_wallet_eth::checksummed")]
     pub address: Address,
     /// KMS key that wrapped it (id, ARN or alias).
     pub kms_key_id: String,

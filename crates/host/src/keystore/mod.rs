@@ -22,6 +22,7 @@ pub struct KeyRecord {
     /// Record format version.
     pub version: u32,
     /// EIP-55 address: the key's id.
+    #[serde(with = "nitro_wallet_eth::checksummed")]
     pub address: Address,
     /// KMS ciphertext of the private key (base64).
     #[serde(with = "base64_bytes")]

@@ -133,14 +133,6 @@ impl InProcess {
     }
 }
 
-/// `target/<profile>/` holding the binaries under test.
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_nitro-wallet"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
 pub fn nitro_wallet_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_nitro-wallet"))
 }
@@ -157,12 +149,6 @@ pub struct DevServer {
 
 impl DevServer {
     pub fn start() -> DevServer {
-        let enclave = bin_dir().join("nitro-wallet-enclave");
-        assert!(
-            enclave.is_file(),
-            "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
-            enclave.display()
-        );
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let mut child = Command::new(nitro_wallet_bin())

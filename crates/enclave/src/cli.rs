@@ -1,0 +1,94 @@
+//! Command-line entry of the enclave server, shared by the `nitro-wallet-enclave` binary (what
+//! the enclave image runs) and `nitro-wallet enclave` (what dev mode starts as a child process).
+
+use crate::{
+    server::{self, ServerLimits},
+    Enclave, EnclaveConfig,
+};
+use nitro_wallet_kms::KmsConfig;
+use nitro_wallet_protocol::{transport::Listener, Endpoint};
+use std::process::ExitCode;
+
+/// Options of the enclave server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnclaveArgs {
+    /// Endpoint to listen on: vsock://any:5000 in an enclave, unix:///path in dev mode.
+    #[arg(
+        long,
+        env = "NITRO_WALLET_ENCLAVE_LISTEN",
+        default_value = "vsock://any:5000"
+    )]
+    pub listen: Endpoint,
+    /// AWS region of the KMS key.
+    #[arg(long, env = "NITRO_WALLET_KMS_REGION", default_value = "us-east-1")]
+    pub kms_region: String,
+    /// KMS endpoint URL; unset means the regional AWS endpoint.
+    #[arg(long, env = "NITRO_WALLET_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
+    /// Most plaintext keys held in memory at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_cached_keys: usize,
+    /// Most requests handled at once over all connections.
+    #[arg(long, default_value_t = 4096)]
+    pub max_in_flight: usize,
+}
+
+/// Runs the enclave server until Ctrl-C / SIGTERM; signing runs on one runtime worker per CPU,
+/// which is the signing pool.
+pub fn run(args: EnclaveArgs) -> ExitCode {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: EnclaveArgs) -> ExitCode {
+    let config = EnclaveConfig {
+        kms: KmsConfig {
+            region: args.kms_region,
+            endpoint: args.kms_endpoint,
+        },
+        max_cached_keys: args.max_cached_keys,
+    };
+    let enclave = match Enclave::new(&config) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot initialise the enclave");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match Listener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(endpoint = %args.listen, error = %e, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(endpoint = %args.listen, kms_region = %config.kms.region, "enclave serving");
+    let limits = ServerLimits {
+        max_in_flight: args.max_in_flight,
+        ..ServerLimits::default()
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = server::serve(listener, enclave, limits) => ExitCode::FAILURE,
+        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+        () = term => ExitCode::SUCCESS,
+    }
+}
