@@ -32,7 +32,7 @@ async fn receipt(anvil: &Anvil, hash: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_transfers_of_every_type_are_mined_by_anvil() {
-    let dev = DevServer::start();
+    let mut dev = DevServer::start();
     let anvil = Anvil::start();
     let client = dev.client();
 
@@ -143,4 +143,91 @@ async fn a_killed_enclave_is_restarted_and_serves_the_same_key() {
     };
     assert_ne!(dev.enclave_pid(), old_pid, "a new enclave process serves");
     assert_eq!(before, after, "same key, same deterministic signature");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_token_or_credential_reaches_the_logs_even_at_trace_level() {
+    const KEY: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    let mut dev = DevServer::start_logging("trace");
+    let client = dev.client();
+    let (status, key) = post(
+        &client,
+        &dev,
+        "/v1/keys/import",
+        json!({ "private_key": KEY }),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let path = format!(
+        "/v1/keys/{}/sign/transaction",
+        key["address"].as_str().unwrap()
+    );
+    let tx = json!({ "chainId": "0x1", "nonce": "0x0", "gas": "0x5208", "gasPrice": "0x1", "to": RECIPIENT });
+    // A restart empties the enclave's cache, so the next signature goes through KMS Decrypt.
+    let old_pid = dev.enclave_pid();
+    std::process::Command::new("kill")
+        .args(["-9", &old_pid.to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while post(&client, &dev, &path, tx.clone()).await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "enclave not back in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A bad import must not echo the key either.
+    let (status, _) = post(
+        &client,
+        &dev,
+        "/v1/keys/import",
+        json!({ "private_key": &KEY[2..] }),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let token = dev.token.clone();
+    let log_path = dev.log_path();
+    assert_eq!(dev.stop().code(), Some(0));
+
+    let logs = std::fs::read_to_string(log_path).unwrap();
+    assert!(
+        logs.lines().count() > 50,
+        "trace logging produced almost nothing:\n{logs}"
+    );
+    let key_bytes: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&KEY[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let b64 = base64_encode(&key_bytes);
+    for (what, needle) in [
+        ("private key (hex)", KEY.to_owned()),
+        ("private key (truncated hex)", KEY[2..].to_owned()),
+        ("private key (base64)", b64),
+        ("API token", token),
+        ("dev secret access key", "insecure-dev-secret".to_owned()),
+    ] {
+        assert!(
+            !logs.to_lowercase().contains(&needle.to_lowercase()),
+            "{what} found in the logs"
+        );
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

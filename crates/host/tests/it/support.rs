@@ -149,13 +149,21 @@ pub struct DevServer {
 
 impl DevServer {
     pub fn start() -> DevServer {
+        Self::start_logging("warn")
+    }
+
+    /// Starts dev with `NITRO_WALLET_LOG=level`, its stderr (host and enclave logs) going to
+    /// [`DevServer::log_path`].
+    pub fn start_logging(level: &str) -> DevServer {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
+        let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
         let mut child = Command::new(nitro_wallet_bin())
             .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
-            .env("NITRO_WALLET_LOG", "warn")
+            .env("NITRO_WALLET_LOG", level)
             .stdout(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -182,6 +190,10 @@ impl DevServer {
         }
     }
 
+    pub fn log_path(&self) -> PathBuf {
+        self._dir.path().join("dev.log")
+    }
+
     pub fn ca_cert(&self) -> PathBuf {
         self.data_dir.join("tls").join("cert.pem")
     }
@@ -204,7 +216,7 @@ impl DevServer {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub fn stop(&mut self) -> std::process::ExitStatus {
         let status = self.terminate().expect("dev did not stop on SIGTERM");
         self.stopped = true;
         status
