@@ -24,10 +24,10 @@ pub struct ClientArgs {
         global = true
     )]
     pub token: Option<String>,
-    /// File holding the API token [default: <dev-dir>/api-token].
+    /// File holding the API token [default: DEV_DIR/api-token].
     #[arg(long, global = true)]
     pub token_file: Option<PathBuf>,
-    /// PEM certificate to trust for the server [default: <dev-dir>/tls/cert.pem if present].
+    /// PEM certificate to trust for the server [default: DEV_DIR/tls/cert.pem if present].
     #[arg(long, env = "NITRO_WALLET_CA_CERT", global = true)]
     pub ca_cert: Option<PathBuf>,
     /// Data directory of `nitro-wallet dev`, for the defaults above.
