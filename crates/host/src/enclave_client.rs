@@ -67,7 +67,10 @@ pub struct EnclaveClient {
     timeouts: ClientTimeouts,
     on_connect: Option<OnConnect>,
     next_id: AtomicU64,
-    conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// The live connection: read on every call, so a plain mutex held for a clone.
+    current: Mutex<Option<Arc<Connection>>>,
+    /// Serialises reconnection so that a dead enclave gets one connect attempt at a time.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for EnclaveClient {
@@ -98,7 +101,8 @@ impl EnclaveClient {
             timeouts,
             on_connect,
             next_id: AtomicU64::new(1),
-            conn: tokio::sync::Mutex::new(None),
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -127,7 +131,7 @@ impl EnclaveClient {
                 Err(Failed::TimedOut) => return Err(CallError::Timeout(self.timeouts.call)),
                 Err(Failed::Lost(why)) => {
                     last = why;
-                    self.forget(&conn).await;
+                    self.forget(&conn);
                 }
             }
         }
@@ -156,13 +160,13 @@ impl EnclaveClient {
 
     /// The live connection, connecting (and sending the on-connect request) if needed.
     async fn connection(&self) -> Result<Arc<Connection>, CallError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            if c.alive.load(Ordering::Acquire) {
-                return Ok(c.clone());
-            }
+        if let Some(c) = self.live() {
+            return Ok(c);
         }
-        *guard = None;
+        let _connecting = self.connecting.lock().await;
+        if let Some(c) = self.live() {
+            return Ok(c);
+        }
         let stream = transport::connect(&self.endpoint, self.timeouts.connect)
             .await
             .map_err(|e| {
@@ -186,15 +190,23 @@ impl EnclaveClient {
             }
         }
         tracing::info!(endpoint = %self.endpoint, "connected to enclave");
-        *guard = Some(conn.clone());
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
         Ok(conn)
     }
 
-    async fn forget(&self, conn: &Arc<Connection>) {
+    fn live(&self) -> Option<Arc<Connection>> {
+        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        current
+            .as_ref()
+            .filter(|c| c.alive.load(Ordering::Acquire))
+            .cloned()
+    }
+
+    fn forget(&self, conn: &Arc<Connection>) {
         conn.alive.store(false, Ordering::Release);
-        let mut guard = self.conn.lock().await;
-        if guard.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
-            *guard = None;
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            *current = None;
         }
     }
 }
