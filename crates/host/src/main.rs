@@ -90,6 +90,15 @@ async fn run(command: Command) -> nitro_wallet::Result<()> {
     match command {
         Command::Serve { config } => {
             let config = Config::load(&config)?;
+            if matches!(
+                config.credentials,
+                nitro_wallet::config::CredentialsConfig::InsecureDev
+            ) {
+                tracing::warn!(
+                    "INSECURE: credentials.source = \"insecure-dev\" only works with the local KMS \
+                     emulator; AWS credentials arrive with the AWS backends"
+                );
+            }
             let listener = std::net::TcpListener::bind(config.server.listen)?;
             server::run(
                 &config,
