@@ -11,7 +11,8 @@ use crate::{
         Config, CredentialsConfig, EnclaveConfig, KeyStoreConfig, KmsConfig, ServerConfig,
         TokenConfig,
     },
-    server, tls,
+    fsutil::{write_private, Existing},
+    server,
 };
 use nitro_wallet_kms::emulator::Emulator;
 use nitro_wallet_protocol::Endpoint;
@@ -194,6 +195,6 @@ fn load_or_create_token(path: &Path) -> crate::Result<String> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes)?;
     let token = format!("nw_dev_{}", hex::encode(bytes));
-    tls::write_private(path, format!("{token}\n").as_bytes())?;
+    write_private(path, format!("{token}\n").as_bytes(), Existing::Replace)?;
     Ok(token)
 }

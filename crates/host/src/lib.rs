@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod enclave_client;
+pub mod fsutil;
 pub mod keystore;
 pub mod server;
 pub mod tls;

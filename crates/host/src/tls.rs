@@ -1,11 +1,8 @@
 //! TLS for the API: a configured certificate, or a generated self-signed one.
 
+use crate::fsutil::{write_private, Existing};
 use axum_server::tls_rustls::RustlsConfig;
-use std::{
-    io::Write,
-    os::unix::fs::OpenOptionsExt,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 /// Installs aws-lc-rs as the process's rustls provider (idempotent).
 pub fn install_crypto_provider() {
@@ -38,26 +35,13 @@ pub async fn self_signed(dir: &Path) -> std::io::Result<(RustlsConfig, PathBuf)>
             "::1".to_owned(),
         ];
         let generated = rcgen::generate_simple_self_signed(names).map_err(std::io::Error::other)?;
-        write_private(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
+        write_private(
+            &key_path,
+            generated.key_pair.serialize_pem().as_bytes(),
+            Existing::Replace,
+        )?;
         std::fs::write(&cert_path, generated.cert.pem())?;
         tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
     }
     Ok((load(&cert_path, &key_path).await?, cert_path))
-}
-
-/// Writes a file readable by its owner only, replacing it atomically.
-///
-/// # Errors
-/// When the file cannot be written.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

@@ -5,11 +5,11 @@
 //! Records are cached in memory after the first read; they do not change once written.
 
 use super::{KeyRecord, KeyStore, StoreError};
+use crate::fsutil::{write_private, Existing};
 use alloy_primitives::Address;
 use std::{
     collections::HashMap,
-    io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
 };
@@ -68,30 +68,6 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<KeyRecord, StoreError> {
     })
 }
 
-fn write_new(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
-    let mut rnd = [0u8; 8];
-    getrandom::fill(&mut rnd).map_err(std::io::Error::other)?;
-    let tmp = dir.join(format!(".tmp-{}", hex::encode(rnd)));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(e),
-        }
-        std::fs::File::open(dir)?.sync_all()?;
-        Ok(true)
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    result
-}
-
 #[async_trait::async_trait]
 impl KeyStore for FileKeyStore {
     async fn create(&self, record: KeyRecord) -> Result<Arc<KeyRecord>, StoreError> {
@@ -99,12 +75,12 @@ impl KeyStore for FileKeyStore {
         let mut bytes = serde_json::to_vec_pretty(&record)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         bytes.push(b'\n');
-        let dir = self.dir.clone();
         let target = path.clone();
-        let created = tokio::task::spawn_blocking(move || write_new(&dir, &target, &bytes))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
-            .map_err(|e| unavailable(&path, e))?;
+        let created =
+            tokio::task::spawn_blocking(move || write_private(&target, &bytes, Existing::Keep))
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+                .map_err(|e| unavailable(&path, e))?;
         if !created {
             return Err(StoreError::Exists(record.address));
         }

@@ -30,6 +30,40 @@ async fn receipt(anvil: &Anvil, hash: &str) -> Value {
     panic!("no receipt for {hash}");
 }
 
+/// Kills the enclave with SIGKILL, then signs `tx` until the restarted enclave answers;
+/// while it is down, only 503 is acceptable. Returns the signed transaction.
+async fn kill_enclave_and_sign(
+    client: &reqwest::Client,
+    dev: &DevServer,
+    path: &str,
+    tx: &Value,
+) -> Value {
+    let old_pid = dev.enclave_pid();
+    std::process::Command::new("kill")
+        .args(["-9", &old_pid.to_string()])
+        .status()
+        .unwrap();
+    // The dev supervisor restarts the enclave; the host reconnects and re-presents the record.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let signed = loop {
+        let (status, body) = post(client, dev, path, tx.clone()).await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(
+            status, 503,
+            "only 'unavailable' is acceptable while restarting: {body}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "enclave not back in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(dev.enclave_pid(), old_pid, "a new enclave process serves");
+    signed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_transfers_of_every_type_are_mined_by_anvil() {
     let mut dev = DevServer::start();
@@ -118,30 +152,7 @@ async fn a_killed_enclave_is_restarted_and_serves_the_same_key() {
     let (status, before) = post(&client, &dev, &path, tx.clone()).await;
     assert_eq!(status, 200);
 
-    let old_pid = dev.enclave_pid();
-    std::process::Command::new("kill")
-        .args(["-9", &old_pid.to_string()])
-        .status()
-        .unwrap();
-
-    // The dev supervisor restarts the enclave; the host reconnects and re-presents the record.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let after = loop {
-        let (status, body) = post(&client, &dev, &path, tx.clone()).await;
-        if status == 200 {
-            break body;
-        }
-        assert_eq!(
-            status, 503,
-            "only 'unavailable' is acceptable while restarting: {body}"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "enclave not back in time"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_ne!(dev.enclave_pid(), old_pid, "a new enclave process serves");
+    let after = kill_enclave_and_sign(&client, &dev, &path, &tx).await;
     assert_eq!(before, after, "same key, same deterministic signature");
 }
 
@@ -164,19 +175,7 @@ async fn no_key_token_or_credential_reaches_the_logs_even_at_trace_level() {
     );
     let tx = json!({ "chainId": "0x1", "nonce": "0x0", "gas": "0x5208", "gasPrice": "0x1", "to": RECIPIENT });
     // A restart empties the enclave's cache, so the next signature goes through KMS Decrypt.
-    let old_pid = dev.enclave_pid();
-    std::process::Command::new("kill")
-        .args(["-9", &old_pid.to_string()])
-        .status()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while post(&client, &dev, &path, tx.clone()).await.0 != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "enclave not back in time"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    kill_enclave_and_sign(&client, &dev, &path, &tx).await;
     // A bad import must not echo the key either.
     let (status, _) = post(
         &client,
