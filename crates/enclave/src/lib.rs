@@ -64,7 +64,7 @@ impl Enclave {
                 }))
             }
             Request::SetCredentials(c) => {
-                self.credentials.set(to_aws_credentials(c));
+                self.credentials.set(to_aws_credentials(c)?);
                 Ok(Response::Done)
             }
             Request::GenerateKey(g) => {
@@ -150,17 +150,31 @@ fn check_address(key: &PrivateKey, claimed: &Address) -> Result<(), ErrorBody> {
     }
 }
 
-fn to_aws_credentials(c: Credentials) -> aws_credential_types::Credentials {
-    let expiry = c
-        .expires_at
-        .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
-    aws_credential_types::Credentials::new(
+/// The SDK's credentials from the host's message.
+///
+/// # Errors
+/// `InvalidRequest` when `expires_at` is beyond what `SystemTime` can represent (adding it to
+/// the epoch would panic).
+fn to_aws_credentials(c: Credentials) -> Result<aws_credential_types::Credentials, ErrorBody> {
+    let expiry = match c.expires_at {
+        None => None,
+        Some(s) => Some(
+            std::time::UNIX_EPOCH
+                .checked_add(std::time::Duration::from_secs(s))
+                .ok_or_else(|| ErrorBody {
+                    code: ErrorCode::InvalidRequest,
+                    message: "expires_at is out of range".into(),
+                    field: Some("expires_at".into()),
+                })?,
+        ),
+    };
+    Ok(aws_credential_types::Credentials::new(
         c.access_key_id,
         c.secret_access_key.expose().to_owned(),
         c.session_token.map(|t| t.expose().to_owned()),
         expiry,
         "nitro-wallet-host",
-    )
+    ))
 }
 
 fn tx_error(e: nitro_wallet_eth::TxError) -> ErrorBody {
@@ -180,4 +194,63 @@ fn kms_error(e: KmsError) -> ErrorBody {
         _ => ErrorCode::KmsError,
     };
     ErrorBody::new(code, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use nitro_wallet_protocol::SecretString;
+
+    fn enclave() -> Arc<Enclave> {
+        Enclave::new(&EnclaveConfig {
+            kms: KmsConfig {
+                region: "us-east-1".into(),
+                endpoint: Some("http://127.0.0.1:9".into()),
+            },
+            max_cached_keys: 4,
+        })
+        .unwrap()
+    }
+
+    fn credentials(expires_at: Option<u64>) -> Request {
+        Request::SetCredentials(Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: SecretString::new("secret".into()),
+            session_token: None,
+            expires_at,
+        })
+    }
+
+    async fn has_credentials(enclave: &Enclave) -> bool {
+        match enclave.handle(Request::Ping).await.unwrap() {
+            Response::Pong(p) => p.has_credentials,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Reproduced with the `enclave_request` fuzz target (seed `set_credentials_expiry_overflow`):
+    /// `UNIX_EPOCH + Duration` panicked for an expiry beyond `SystemTime`'s range (2^63 s and
+    /// up on Linux).
+    #[tokio::test]
+    async fn out_of_range_credential_expiry_is_refused_not_a_panic() {
+        let enclave = enclave();
+        for expires_at in [u64::MAX, 1 << 63] {
+            let err = enclave
+                .handle(credentials(Some(expires_at)))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidRequest);
+            assert_eq!(err.field.as_deref(), Some("expires_at"));
+        }
+        assert!(!has_credentials(&enclave).await);
+
+        for expires_at in [None, Some(1_700_000_000)] {
+            assert!(matches!(
+                enclave.handle(credentials(expires_at)).await,
+                Ok(Response::Done)
+            ));
+        }
+        assert!(has_credentials(&enclave).await);
+    }
 }
