@@ -1,10 +1,13 @@
 //! KMS key wrapping for nitro-wallet.
 //!
-//! Two halves live here:
+//! Three parts live here:
 //!
 //! - [`KmsClient`]: the enclave's calls to AWS KMS (`Encrypt`, `Decrypt`, `GenerateRandom`)
 //!   through the AWS SDK for Rust, with credentials handed over at run time by the host through a
 //!   [`CredentialsCell`] and SDK errors folded into the stable [`KmsError`] codes.
+//! - [`cms`]: the enclave's RSA [`cms::RecipientKey`] for KMS `Recipient`, decryption of the
+//!   BER CMS `CiphertextForRecipient` envelopes KMS returns, and encryption of the same shape
+//!   for the emulator.
 //! - [`emulator`]: an **insecure, development-only** local emulator of the subset of the KMS
 //!   JSON API the project uses, so dev mode and tests run the very same SDK code path as
 //!   production without a cloud account.
@@ -26,6 +29,7 @@
 //! ```
 
 mod client;
+pub mod cms;
 mod credentials;
 pub mod emulator;
 mod error;

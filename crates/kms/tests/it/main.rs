@@ -1,6 +1,8 @@
 //! Integration tests of `nitro-wallet-kms`: the real AWS SDK code path of `KmsClient` against
-//! the local emulator and against moto, an independent KMS emulator.
+//! the local emulator and against moto, an independent KMS emulator; CMS envelopes against real
+//! KMS output and OpenSSL.
 
+mod cms;
 mod common;
 mod emulator;
 mod moto;
