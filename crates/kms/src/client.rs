@@ -1,9 +1,11 @@
 //! The enclave's KMS client: `Encrypt`, `Decrypt` and `GenerateRandom` through the AWS SDK.
 //!
-//! Every SDK call is made in this one file, each in one small function, so that the attested
-//! variants (`Recipient` on `Decrypt`, reading `CiphertextForRecipient`) slot in beside them.
-//! The same code runs against real KMS, the local [`crate::emulator`] and moto; only
-//! [`KmsConfig::endpoint`] differs.
+//! Every SDK call is made in this one file, each in one small function. The attested variants
+//! ([`KmsClient::decrypt_for_recipient`], [`KmsClient::generate_random_for_recipient`]) send a
+//! `Recipient` (RSAES_OAEP_SHA_256 and the enclave's attestation document) and accept only a
+//! `CiphertextForRecipient` envelope, opened with the enclave's [`RecipientKey`]; a response
+//! carrying `Plaintext` instead is refused (fail closed). The same code runs against real KMS,
+//! the local [`crate::emulator`] and moto; only [`KmsConfig::endpoint`] differs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -13,8 +15,10 @@ use aws_sdk_kms::config::retry::RetryConfig;
 use aws_sdk_kms::config::timeout::TimeoutConfig;
 use aws_sdk_kms::config::{BehaviorVersion, IdentityCache, Region};
 use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{KeyEncryptionMechanism, RecipientInfo};
 use zeroize::Zeroizing;
 
+use crate::cms::RecipientKey;
 use crate::credentials::CredentialsCell;
 use crate::error::{self, KmsError};
 
@@ -148,17 +152,81 @@ impl KmsClient {
             .ok_or_else(|| KmsError::Other("Decrypt response without Plaintext".to_owned()))
     }
 
+    /// Attested decryption: decrypts a blob made by [`KmsClient::encrypt`] with a `Recipient`
+    /// (RSAES_OAEP_SHA_256 and `attestation_document`, which must bind
+    /// [`RecipientKey::spki_der`] of `recipient`), so that KMS returns the plaintext only inside
+    /// a CMS envelope (`CiphertextForRecipient`) that `recipient` opens here.
+    ///
+    /// Fails closed: a response with a non-empty `Plaintext`, or without an envelope, is
+    /// refused, and the plaintext it carried is zeroized unread.
+    ///
+    /// # Errors
+    /// [`KmsError::Denied`] when KMS refuses the document (its key policy's
+    /// `kms:RecipientAttestation:*` conditions, an untrusted or expired document);
+    /// [`KmsError::Attestation`] when the response is not an envelope that `recipient` opens
+    /// (one generic message); the others as for [`KmsClient::decrypt`].
+    pub async fn decrypt_for_recipient(
+        &self,
+        key_id: &str,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        recipient: &RecipientKey,
+        attestation_document: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        self.require_credentials()?;
+        let output = self
+            .inner
+            .decrypt()
+            .key_id(key_id)
+            .ciphertext_blob(Blob::new(ciphertext))
+            .set_encryption_context(sdk_context(context))
+            .recipient(recipient_info(attestation_document))
+            .send()
+            .await
+            .map_err(error::from_sdk)?;
+        open_for_recipient(output.plaintext, output.ciphertext_for_recipient, recipient)
+    }
+
+    /// Attested random bytes: asks KMS for `n` random bytes (1 to 1024) with a `Recipient`, as
+    /// for [`KmsClient::decrypt_for_recipient`], and opens the returned envelope.
+    ///
+    /// # Errors
+    /// [`KmsError::Other`] when `n` is out of range; [`KmsError::Attestation`] when the
+    /// response is not an envelope `recipient` opens, or does not hold exactly `n` bytes;
+    /// otherwise as for [`KmsClient::decrypt_for_recipient`].
+    pub async fn generate_random_for_recipient(
+        &self,
+        n: usize,
+        recipient: &RecipientKey,
+        attestation_document: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        let count = random_count(n)?;
+        self.require_credentials()?;
+        let output = self
+            .inner
+            .generate_random()
+            .number_of_bytes(count)
+            .recipient(recipient_info(attestation_document))
+            .send()
+            .await
+            .map_err(error::from_sdk)?;
+        let bytes =
+            open_for_recipient(output.plaintext, output.ciphertext_for_recipient, recipient)?;
+        if bytes.len() == n {
+            Ok(bytes)
+        } else {
+            Err(KmsError::Attestation(
+                "GenerateRandom envelope does not hold the requested bytes".to_owned(),
+            ))
+        }
+    }
+
     /// Asks KMS for `n` random bytes (1 to 1024).
     ///
     /// # Errors
     /// [`KmsError::Other`] when `n` is out of range; otherwise as for [`KmsClient::encrypt`].
     pub async fn generate_random(&self, n: usize) -> Result<Zeroizing<Vec<u8>>, KmsError> {
-        let count = i32::try_from(n)
-            .ok()
-            .filter(|count| (1..=1024).contains(count))
-            .ok_or_else(|| {
-                KmsError::Other(format!("cannot ask for {n} random bytes (1..=1024)"))
-            })?;
+        let count = random_count(n)?;
         self.require_credentials()?;
         let output = self
             .inner
@@ -188,6 +256,52 @@ impl KmsClient {
             ))
         }
     }
+}
+
+/// `n` as `GenerateRandom`'s `NumberOfBytes`, if KMS accepts it (1 to 1024).
+fn random_count(n: usize) -> Result<i32, KmsError> {
+    i32::try_from(n)
+        .ok()
+        .filter(|count| (1..=1024).contains(count))
+        .ok_or_else(|| KmsError::Other(format!("cannot ask for {n} random bytes (1..=1024)")))
+}
+
+/// The `Recipient` of an attested call: the enclave's attestation document, whose
+/// `public_key` KMS encrypts the response to with RSAES-OAEP-SHA-256.
+fn recipient_info(attestation_document: &[u8]) -> RecipientInfo {
+    RecipientInfo::builder()
+        .key_encryption_algorithm(KeyEncryptionMechanism::RsaesOaepSha256)
+        .attestation_document(Blob::new(attestation_document))
+        .build()
+}
+
+/// Generic message for every envelope failure: no detail that could serve as an oracle.
+const ENVELOPE_FAILURE: &str = "the KMS response could not be opened with the recipient key";
+
+/// The key material of an attested response, which must come as a `CiphertextForRecipient`
+/// envelope that `recipient` opens. Fails closed on anything else, zeroizing any `Plaintext`.
+fn open_for_recipient(
+    plaintext: Option<Blob>,
+    envelope: Option<Blob>,
+    recipient: &RecipientKey,
+) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+    let plaintext = plaintext.map(|blob| Zeroizing::new(blob.into_inner()));
+    if plaintext.is_some_and(|plain| !plain.is_empty()) {
+        tracing::error!("KMS answered an attested request with Plaintext; refused");
+        return Err(KmsError::Attestation(
+            "KMS returned plaintext instead of CiphertextForRecipient; refused".to_owned(),
+        ));
+    }
+    let envelope = envelope
+        .map(Blob::into_inner)
+        .filter(|envelope| !envelope.is_empty())
+        .ok_or_else(|| {
+            KmsError::Attestation("KMS response without CiphertextForRecipient".to_owned())
+        })?;
+    recipient.decrypt_envelope(&envelope).map_err(|err| {
+        tracing::warn!(code = err.code(), "CiphertextForRecipient did not open");
+        KmsError::Attestation(ENVELOPE_FAILURE.to_owned())
+    })
 }
 
 /// The SDK's form of an encryption context; an empty context is sent as none, as KMS treats
@@ -242,6 +356,40 @@ mod tests {
         let printed = format!("{:?}", KmsClient::new(&config, cell));
         assert!(printed.contains("eu-west-1"));
         assert!(!printed.contains("s3cr3t") && !printed.contains("AKIDX"));
+    }
+
+    #[test]
+    fn recipient_response_fails_closed() {
+        let key = RecipientKey::generate().expect("key");
+        let other = RecipientKey::generate().expect("key");
+        let secret = b"key material".as_slice();
+        let envelope = crate::cms::encrypt_envelope(&key.spki_der(), secret).expect("envelope");
+        let blob = |bytes: &[u8]| Some(Blob::new(bytes));
+
+        let opened = open_for_recipient(None, blob(&envelope), &key).expect("opens");
+        assert_eq!(&opened[..], secret);
+        // An empty Plaintext beside the envelope is what KMS sends; tolerated.
+        let opened = open_for_recipient(blob(b""), blob(&envelope), &key).expect("opens");
+        assert_eq!(&opened[..], secret);
+
+        let refusals = [
+            open_for_recipient(blob(secret), None, &key),
+            open_for_recipient(blob(secret), blob(&envelope), &key),
+            open_for_recipient(None, None, &key),
+            open_for_recipient(None, blob(b""), &key),
+            open_for_recipient(None, blob(b"\x30\x80garbage"), &key),
+            open_for_recipient(None, blob(&envelope), &other),
+        ];
+        for (i, result) in refusals.into_iter().enumerate() {
+            let err = result.expect_err("refused");
+            assert!(matches!(err, KmsError::Attestation(_)), "{i}: {err:?}");
+            assert_eq!(err.code(), "kms_attestation");
+            assert!(!err.to_string().contains("key material"), "{i}: {err}");
+        }
+        // Every envelope failure reads the same.
+        let wrong_key = open_for_recipient(None, blob(&envelope), &other).expect_err("wrong");
+        let garbage = open_for_recipient(None, blob(b"\x30\x80"), &key).expect_err("garbage");
+        assert_eq!(wrong_key.to_string(), garbage.to_string());
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub enum KmsError {
     /// Throttling, network failure, timeout or a 5xx from KMS: the call may be retried later.
     #[error("KMS unavailable: {0}")]
     Unavailable(String),
+    /// An attested call (`Recipient`) did not yield key material only the enclave can read: the
+    /// response carried plaintext instead of `CiphertextForRecipient`, carried no envelope, or
+    /// the envelope did not open with the recipient key. Fails closed; the message is generic
+    /// (no detail about why an envelope did not open, so no padding oracle).
+    #[error("KMS attestation failure: {0}")]
+    Attestation(String),
     /// Anything else (validation errors, unexpected responses).
     #[error("KMS error: {0}")]
     Other(String),
@@ -41,6 +47,7 @@ impl KmsError {
             KmsError::InvalidCiphertext => "kms_invalid_ciphertext",
             KmsError::NotFound => "kms_key_not_found",
             KmsError::Unavailable(_) => "kms_unavailable",
+            KmsError::Attestation(_) => "kms_attestation",
             KmsError::Other(_) => "kms_error",
         }
     }
@@ -174,6 +181,10 @@ mod tests {
         assert_eq!(
             KmsError::Unavailable(String::new()).code(),
             "kms_unavailable"
+        );
+        assert_eq!(
+            KmsError::Attestation(String::new()).code(),
+            "kms_attestation"
         );
         assert_eq!(KmsError::Other(String::new()).code(), "kms_error");
     }

@@ -4,13 +4,19 @@
 //!
 //! - [`KmsClient`]: the enclave's calls to AWS KMS (`Encrypt`, `Decrypt`, `GenerateRandom`)
 //!   through the AWS SDK for Rust, with credentials handed over at run time by the host through a
-//!   [`CredentialsCell`] and SDK errors folded into the stable [`KmsError`] codes.
+//!   [`CredentialsCell`] and SDK errors folded into the stable [`KmsError`] codes. The attested
+//!   variants ([`KmsClient::decrypt_for_recipient`],
+//!   [`KmsClient::generate_random_for_recipient`]) send a `Recipient` with the enclave's
+//!   attestation document and accept the key material only as a `CiphertextForRecipient`
+//!   envelope, refusing a `Plaintext` answer ([`KmsError::Attestation`]).
 //! - [`cms`]: the enclave's RSA [`cms::RecipientKey`] for KMS `Recipient`, decryption of the
 //!   BER CMS `CiphertextForRecipient` envelopes KMS returns, and encryption of the same shape
 //!   for the emulator.
 //! - [`emulator`]: an **insecure, development-only** local emulator of the subset of the KMS
 //!   JSON API the project uses, so dev mode and tests run the very same SDK code path as
-//!   production without a cloud account.
+//!   production without a cloud account. It enforces an attestation policy
+//!   ([`emulator::AttestationPolicy`]: trust anchor, `ImageSha384` / `PCR<n>` conditions) the
+//!   way a KMS key policy does.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), nitro_wallet_kms::KmsError> {

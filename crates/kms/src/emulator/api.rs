@@ -21,9 +21,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::blob;
+use super::policy::{Refusal, MAX_ATTESTATION_DOCUMENT};
 use super::store::{Key, Keys};
 use super::{Shared, ACCOUNT_ID};
-use crate::EncryptionContext;
+use crate::{cms, EncryptionContext};
 
 /// Largest request body accepted (KMS's own requests are far smaller).
 const BODY_LIMIT: usize = 64 * 1024;
@@ -39,6 +40,8 @@ const MAX_CONTEXT_BYTES: usize = 8192;
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// The only encryption algorithm of symmetric keys.
 const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
+/// The only `Recipient.KeyEncryptionAlgorithm` KMS knows.
+const RSAES_OAEP_SHA_256: &str = "RSAES_OAEP_SHA_256";
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -70,6 +73,14 @@ impl ApiError {
 
     fn serialization(message: impl Into<String>) -> Self {
         ApiError::new("SerializationException", message)
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "KMSInternalException",
+            message: message.into(),
+        }
     }
 
     fn invalid_ciphertext() -> Self {
@@ -139,7 +150,7 @@ fn dispatch(
     match operation {
         "Encrypt" => encrypt(shared, parse(body)?),
         "Decrypt" => decrypt(shared, parse(body)?),
-        "GenerateRandom" => generate_random(parse(body)?),
+        "GenerateRandom" => generate_random(shared, parse(body)?),
         "DescribeKey" => describe_key(shared, parse(body)?),
         "" => Err(ApiError::new(
             "UnknownOperationException",
@@ -271,12 +282,8 @@ fn encrypt(shared: &Shared, request: EncryptRequest) -> Result<Value, ApiError> 
     }
     let keys = read_keys(shared);
     let key = resolve(shared, &keys, &request.key_id)?;
-    let ciphertext =
-        blob::seal(&key.id, &key.master, &plaintext, &context).ok_or_else(|| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "KMSInternalException",
-            message: "encryption failed".to_owned(),
-        })?;
+    let ciphertext = blob::seal(&key.id, &key.master, &plaintext, &context)
+        .ok_or_else(|| ApiError::internal("encryption failed"))?;
     Ok(json!({
         "CiphertextBlob": BASE64.encode(ciphertext),
         "KeyId": shared.key_arn(&key.id),
@@ -295,15 +302,88 @@ struct DecryptRequest {
     #[serde(default)]
     encryption_algorithm: Option<String>,
     #[serde(default)]
-    recipient: Option<Value>,
+    recipient: Option<RecipientRequest>,
+}
+
+/// `Recipient` (KMS `RecipientInfo`): where an attested response is encrypted to.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecipientRequest {
+    #[serde(default)]
+    key_encryption_algorithm: Option<String>,
+    #[serde(default)]
+    attestation_document: Option<String>,
+}
+
+/// Validates a request's `Recipient` and decodes its attestation document.
+fn recipient_document(recipient: Option<RecipientRequest>) -> Result<Option<Vec<u8>>, ApiError> {
+    let Some(recipient) = recipient else {
+        return Ok(None);
+    };
+    match recipient.key_encryption_algorithm.as_deref() {
+        None | Some(RSAES_OAEP_SHA_256) => {}
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "Recipient.KeyEncryptionAlgorithm {other:?} is not supported \
+                 (only {RSAES_OAEP_SHA_256})"
+            )))
+        }
+    }
+    let encoded = recipient
+        .attestation_document
+        .ok_or_else(|| ApiError::validation("Recipient.AttestationDocument is required"))?;
+    let too_long = || {
+        ApiError::validation(format!(
+            "Recipient.AttestationDocument must have length between 1 and {MAX_ATTESTATION_DOCUMENT} bytes"
+        ))
+    };
+    if encoded.len() > MAX_ATTESTATION_DOCUMENT.div_ceil(3) * 4 {
+        return Err(too_long());
+    }
+    let document = decode_blob("Recipient.AttestationDocument", &encoded)?;
+    if document.is_empty() || document.len() > MAX_ATTESTATION_DOCUMENT {
+        return Err(too_long());
+    }
+    Ok(Some(document))
+}
+
+/// Applies the attestation policy to a request's attestation document: `Some(public key)` to
+/// encrypt the response to, `None` for a plain request the policy allows.
+fn authorize(shared: &Shared, document: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, ApiError> {
+    let policy = shared.policy();
+    let Some(document) = document else {
+        if policy.requires_attestation() {
+            return Err(ApiError::new(
+                "AccessDeniedException",
+                "attestation policy: this key requires a Recipient with an attestation \
+                 document (kms:RecipientAttestation condition)",
+            ));
+        }
+        return Ok(None);
+    };
+    match policy.check(&document, std::time::SystemTime::now()) {
+        Ok(public_key) => Ok(Some(public_key)),
+        Err(Refusal::Denied(message)) => {
+            tracing::info!(%message, "KMS emulator refused an attestation document");
+            Err(ApiError::new("AccessDeniedException", message))
+        }
+        Err(Refusal::Invalid(message)) => Err(ApiError::validation(message)),
+    }
+}
+
+/// `CiphertextForRecipient`: `plaintext` in a CMS envelope to the attested public key.
+fn envelope_for(public_key: &[u8], plaintext: &[u8]) -> Result<String, ApiError> {
+    match cms::encrypt_envelope(public_key, plaintext) {
+        Ok(envelope) => Ok(BASE64.encode(envelope)),
+        Err(cms::CmsError::InvalidKey(reason)) => Err(ApiError::validation(format!(
+            "the attestation document's public_key is unusable: {reason}"
+        ))),
+        Err(_) => Err(ApiError::internal("envelope encryption failed")),
+    }
 }
 
 fn decrypt(shared: &Shared, request: DecryptRequest) -> Result<Value, ApiError> {
-    if request.recipient.is_some() {
-        return Err(ApiError::validation(
-            "the KMS emulator does not support Recipient yet",
-        ));
-    }
+    let document = recipient_document(request.recipient)?;
     check_algorithm(request.encryption_algorithm.as_deref())?;
     let context = request.encryption_context.unwrap_or_default();
     check_context(&context)?;
@@ -328,13 +408,23 @@ fn decrypt(shared: &Shared, request: DecryptRequest) -> Result<Value, ApiError> 
         .keys
         .get(parsed.key_id)
         .ok_or_else(ApiError::invalid_ciphertext)?;
+    // The policy is checked before the blob is opened, as KMS authorizes before decrypting.
+    let recipient = authorize(shared, document)?;
     let plaintext =
         blob::open(&parsed, &key.master, &context).ok_or_else(ApiError::invalid_ciphertext)?;
-    Ok(json!({
-        "Plaintext": BASE64.encode(&*plaintext),
-        "KeyId": shared.key_arn(&key.id),
-        "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
-    }))
+    let key_arn = shared.key_arn(&key.id);
+    match recipient {
+        Some(public_key) => Ok(json!({
+            "CiphertextForRecipient": envelope_for(&public_key, &plaintext)?,
+            "KeyId": key_arn,
+            "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
+        })),
+        None => Ok(json!({
+            "Plaintext": BASE64.encode(&*plaintext),
+            "KeyId": key_arn,
+            "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
+        })),
+    }
 }
 
 #[derive(Deserialize)]
@@ -343,15 +433,10 @@ struct GenerateRandomRequest {
     #[serde(default)]
     number_of_bytes: Option<i64>,
     #[serde(default)]
-    recipient: Option<Value>,
+    recipient: Option<RecipientRequest>,
 }
 
-fn generate_random(request: GenerateRandomRequest) -> Result<Value, ApiError> {
-    if request.recipient.is_some() {
-        return Err(ApiError::validation(
-            "the KMS emulator does not support Recipient yet",
-        ));
-    }
+fn generate_random(shared: &Shared, request: GenerateRandomRequest) -> Result<Value, ApiError> {
     let n = request
         .number_of_bytes
         .filter(|n| (1..=MAX_RANDOM).contains(n))
@@ -359,13 +444,15 @@ fn generate_random(request: GenerateRandomRequest) -> Result<Value, ApiError> {
         .ok_or_else(|| {
             ApiError::validation(format!("NumberOfBytes must be between 1 and {MAX_RANDOM}"))
         })?;
+    let recipient = authorize(shared, recipient_document(request.recipient)?)?;
     let mut bytes = zeroize::Zeroizing::new(vec![0u8; n]);
-    getrandom::fill(&mut bytes).map_err(|_| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "KMSInternalException",
-        message: "random source failed".to_owned(),
-    })?;
-    Ok(json!({ "Plaintext": BASE64.encode(&*bytes) }))
+    getrandom::fill(&mut bytes).map_err(|_| ApiError::internal("random source failed"))?;
+    match recipient {
+        Some(public_key) => Ok(json!({
+            "CiphertextForRecipient": envelope_for(&public_key, &bytes)?,
+        })),
+        None => Ok(json!({ "Plaintext": BASE64.encode(&*bytes) })),
+    }
 }
 
 #[derive(Deserialize)]

@@ -8,17 +8,35 @@
 //! `IncorrectKeyException` for a `KeyId` other than the blob's, `NotFoundException` for unknown
 //! keys, the 4096-byte plaintext limit.
 //!
+//! # Attestation
+//!
+//! It also enforces attestation like KMS, under one [`AttestationPolicy`] per emulator
+//! (`key-policy.json` beside the key file, see [`Emulator::set_policy`]). `Decrypt` and
+//! `GenerateRandom` accept a `Recipient`
+//! (`{"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": "<base64>"}`): the
+//! document must verify against the policy's root at the current time (COSE_Sign1 signature,
+//! certificate chain and validity; debug-mode documents are refused) and satisfy its
+//! `kms:RecipientAttestation:ImageSha384` / `PCR<n>` conditions; the answer then carries
+//! `CiphertextForRecipient`, a BER CMS envelope of the KMS shape encrypted to the document's
+//! `public_key`, and no `Plaintext`. A refused document gets `AccessDeniedException` with a
+//! message starting "attestation policy:" that names the failed check. With
+//! [`AttestationPolicy::require_attestation`], calls without a `Recipient` are denied too, so
+//! dev mode exercises the production path: a rebuilt enclave binary (new PCR0) is refused
+//! until the policy names its new measurement.
+//!
 //! What it does **not** do, and why it must never stand in for KMS in production:
 //! - master keys sit in a plain file (`kms-emulator-keys.json`, mode 0600) in the directory
 //!   given to [`Emulator::open`];
 //! - requests must carry a SigV4 `Authorization` header, but the signature is **not verified**
-//!   and there are no key policies: anyone who can reach the port can decrypt;
+//!   and the only policy is the attestation policy above: without `require_attestation`, anyone
+//!   who can reach the port can decrypt, and the trust anchor is typically the insecure dev CA;
 //! - there is no TLS; bind it to 127.0.0.1 only.
 //!
 //! Ciphertext blobs use the emulator's own format (see `blob.rs`), not KMS's.
 
 mod api;
 mod blob;
+mod policy;
 mod store;
 
 use std::fmt;
@@ -27,6 +45,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use policy::Enforced;
+pub use policy::{AttestationPolicy, POLICY_FILE};
 use store::Keys;
 
 /// Region used by [`Emulator::open`].
@@ -42,11 +62,19 @@ struct Shared {
     region: String,
     path: PathBuf,
     keys: RwLock<Keys>,
+    policy_path: PathBuf,
+    policy: RwLock<Enforced>,
 }
 
 impl Shared {
     fn key_arn(&self, key_id: &str) -> String {
         format!("arn:aws:kms:{}:{ACCOUNT_ID}:key/{key_id}", self.region)
+    }
+
+    fn policy(&self) -> std::sync::RwLockReadGuard<'_, Enforced> {
+        self.policy
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -69,11 +97,12 @@ impl fmt::Debug for Emulator {
 
 impl Emulator {
     /// Loads the key file in `dir`, or creates it (and `dir`) with one key under
-    /// [`DEFAULT_ALIAS`]. ARNs use [`DEFAULT_REGION`].
+    /// [`DEFAULT_ALIAS`], and the attestation policy ([`POLICY_FILE`]) if there is one (else
+    /// the default: attestation not required, no trust anchor). ARNs use [`DEFAULT_REGION`].
     ///
     /// # Errors
     /// I/O errors reading or writing the key file; `InvalidData` when it is malformed or has
-    /// no key under [`DEFAULT_ALIAS`].
+    /// no key under [`DEFAULT_ALIAS`], or when the policy file is malformed.
     pub fn open(dir: &Path) -> io::Result<Emulator> {
         Emulator::open_in_region(dir, DEFAULT_REGION)
     }
@@ -90,12 +119,21 @@ impl Emulator {
                 format!("{}: no key under {DEFAULT_ALIAS}", path.display()),
             )
         })?;
+        let policy_path = dir.join(POLICY_FILE);
+        let policy = Enforced::load(&policy_path)?;
         tracing::warn!(path = %path.display(), "using the INSECURE local KMS emulator (dev only)");
+        tracing::info!(
+            path = %policy_path.display(),
+            require_attestation = policy.requires_attestation(),
+            "KMS emulator attestation policy loaded"
+        );
         Ok(Emulator {
             shared: Arc::new(Shared {
                 region: region.to_owned(),
                 path,
                 keys: RwLock::new(keys),
+                policy_path,
+                policy: RwLock::new(policy),
             }),
             default_key_id,
         })
@@ -140,6 +178,29 @@ impl Emulator {
             return Err(err);
         }
         Ok(id)
+    }
+
+    /// The attestation policy in force.
+    pub fn policy(&self) -> AttestationPolicy {
+        self.shared.policy().policy().clone()
+    }
+
+    /// Replaces the attestation policy: checks it, writes it atomically to [`POLICY_FILE`]
+    /// (mode 0600) and applies it, to running servers too. On error nothing changes.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a policy whose `root_pem` is not one PEM certificate, whose PCR values
+    /// are not 48 bytes of hex or whose PCR indices exceed 31; I/O errors writing the file.
+    pub fn set_policy(&self, policy: AttestationPolicy) -> io::Result<()> {
+        let enforced = Enforced::new(policy)?;
+        let mut current = self
+            .shared
+            .policy
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        enforced.save(&self.shared.policy_path)?;
+        *current = enforced;
+        Ok(())
     }
 
     /// The HTTP handler: `POST /` with `X-Amz-Target: TrentService.<Op>`, bodies limited to

@@ -206,29 +206,38 @@ impl Keys {
         bytes.push(b'\n');
         drop(file);
 
-        let dir = path
-            .parent()
-            .ok_or_else(|| invalid("key file path has no directory"))?;
-        let tmp = dir.join(format!(".{KEY_FILE}.tmp"));
-        let result = (|| {
-            let mut out = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            // An older temporary file may have other permissions; `mode` applies only on create.
-            out.set_permissions(fs::Permissions::from_mode(0o600))?;
-            out.write_all(&bytes)?;
-            out.sync_all()?;
-            fs::rename(&tmp, path)?;
-            fs::File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        write_private(path, &bytes)
     }
+}
+
+/// Atomically replaces `path` with `bytes`, mode 0600: temporary file beside it, fsync, rename,
+/// fsync of the directory.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| invalid("file path has no directory"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| invalid("file path has no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let result = (|| {
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // An older temporary file may have other permissions; `mode` applies only on create.
+        out.set_permissions(fs::Permissions::from_mode(0o600))?;
+        out.write_all(bytes)?;
+        out.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 fn check_alias(alias: &str) -> io::Result<()> {

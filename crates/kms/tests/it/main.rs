@@ -1,7 +1,9 @@
 //! Integration tests of `nitro-wallet-kms`: the real AWS SDK code path of `KmsClient` against
 //! the local emulator and against moto, an independent KMS emulator; CMS envelopes against real
-//! KMS output and OpenSSL.
+//! KMS output and OpenSSL; attested calls (`Recipient`) against the emulator's attestation
+//! policy and against a stub KMS that answers with plaintext.
 
+mod attested;
 mod cms;
 mod common;
 mod emulator;

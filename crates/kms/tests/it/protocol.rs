@@ -10,13 +10,13 @@ use crate::common::start_in;
 const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDTESTONLY/20250101/us-east-1/kms/aws4_request, \
                     SignedHeaders=host;x-amz-date, Signature=00";
 
-struct Reply {
-    status: u16,
-    head: String,
-    json: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) json: Value,
 }
 
-async fn post(endpoint: &str, target: Option<&str>, auth: bool, body: &[u8]) -> Reply {
+pub(crate) async fn post(endpoint: &str, target: Option<&str>, auth: bool, body: &[u8]) -> Reply {
     let addr = endpoint.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let mut request = format!(
@@ -53,7 +53,7 @@ async fn post(endpoint: &str, target: Option<&str>, auth: bool, body: &[u8]) -> 
     }
 }
 
-fn assert_error(reply: &Reply, status: u16, code: &str) {
+pub(crate) fn assert_error(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.status, status, "{}", reply.json);
     assert_eq!(reply.json["__type"], code, "{}", reply.json);
     assert!(reply.json["message"].is_string(), "{}", reply.json);
