@@ -66,6 +66,10 @@ fn setup() -> Result<Fixture, Box<dyn std::error::Error>> {
                 endpoint: Some(url),
             },
             max_cached_keys: 16,
+            nsm: std::sync::Arc::new(nitro_wallet_attestation::DevNsm::new(
+                nitro_wallet_attestation::DevCa::generate()?,
+                [0x11; 48],
+            )?),
         })?;
         enclave
             .handle(Request::SetCredentials(Credentials {

@@ -5,9 +5,11 @@ use crate::{
     server::{self, ServerLimits},
     Enclave, EnclaveConfig,
 };
+use nitro_wallet_attestation::{DevCa, DevNsm, Nsm, RealNsm};
 use nitro_wallet_kms::KmsConfig;
 use nitro_wallet_protocol::{transport::Listener, Endpoint};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Options of the enclave server.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,6 +33,32 @@ pub struct EnclaveArgs {
     /// Most requests handled at once over all connections.
     #[arg(long, default_value_t = 4096)]
     pub max_in_flight: usize,
+    /// INSECURE, outside a Nitro Enclave only: simulate the NSM with the dev CA kept in this
+    /// directory (created on first use); PCR0 is the SHA-384 of this executable. Without it
+    /// the enclave uses /dev/nsm and refuses to start where there is none.
+    #[arg(long, env = "NITRO_WALLET_DEV_NSM_DIR")]
+    pub dev_nsm_dir: Option<std::path::PathBuf>,
+}
+
+/// The NSM: the real device, or the dev simulator when asked for explicitly.
+fn open_nsm(dev_dir: Option<&std::path::Path>) -> Result<Arc<dyn Nsm>, String> {
+    match dev_dir {
+        None => RealNsm::open()
+            .map(|n| Arc::new(n) as Arc<dyn Nsm>)
+            .map_err(|e| format!("{e}; outside an enclave pass --dev-nsm-dir (insecure)")),
+        Some(dir) => {
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot locate this executable: {e}"))?;
+            let ca = DevCa::load_or_create(dir).map_err(|e| e.to_string())?;
+            let nsm = DevNsm::for_binary(ca, &exe).map_err(|e| e.to_string())?;
+            tracing::warn!(
+                pcr0 = %nsm.pcrs().get(&0).map(hex::encode).unwrap_or_default(),
+                "INSECURE: simulated NSM (dev CA in {}); its attestation proves nothing",
+                dir.display()
+            );
+            Ok(Arc::new(nsm))
+        }
+    }
 }
 
 /// Runs the enclave server until Ctrl-C / SIGTERM; signing runs on one runtime worker per CPU,
@@ -52,12 +80,20 @@ pub fn run(args: EnclaveArgs) -> ExitCode {
 }
 
 async fn serve(args: EnclaveArgs) -> ExitCode {
+    let nsm = match open_nsm(args.dev_nsm_dir.as_deref()) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "no NSM");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = EnclaveConfig {
         kms: KmsConfig {
             region: args.kms_region,
             endpoint: args.kms_endpoint,
         },
         max_cached_keys: args.max_cached_keys,
+        nsm,
     };
     let enclave = match Enclave::new(&config) {
         Ok(e) => e,

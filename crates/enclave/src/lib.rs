@@ -10,45 +10,109 @@ pub mod server;
 
 use alloy_primitives::{Address, B256};
 use keys::KeyCache;
+use nitro_wallet_attestation::Nsm;
 use nitro_wallet_eth::{PrivateKey, TransactionRequest};
-use nitro_wallet_kms::{CredentialsCell, KmsClient, KmsConfig, KmsError};
+use nitro_wallet_kms::{cms::RecipientKey, CredentialsCell, KmsClient, KmsConfig, KmsError};
 use nitro_wallet_protocol::{
-    message::{Credentials, WrappedKey},
+    message::{AttestationDocument, Credentials, WrappedKey},
     ErrorBody, ErrorCode, Pong, Request, Response,
 };
 use std::sync::Arc;
 
+/// Largest nonce a client may have bound into an attestation document.
+pub const MAX_NONCE_LEN: usize = 512;
+
 /// Settings of one enclave process.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EnclaveConfig {
     /// Where KMS is.
     pub kms: KmsConfig,
     /// Most plaintext keys kept in memory.
     pub max_cached_keys: usize,
+    /// The Nitro Secure Module (the dev NSM outside an enclave): attestation and entropy.
+    pub nsm: Arc<dyn Nsm>,
 }
 
-/// The enclave's state: KMS access and the key cache.
-#[derive(Debug)]
+impl std::fmt::Debug for EnclaveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnclaveConfig")
+            .field("kms", &self.kms)
+            .field("max_cached_keys", &self.max_cached_keys)
+            .field("dev_nsm", &self.nsm.is_dev())
+            .finish()
+    }
+}
+
+/// Why the enclave could not start.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The OS random generator failed.
+    #[error("random number generator: {0}")]
+    Rng(#[from] nitro_wallet_eth::Error),
+    /// The KMS recipient key pair could not be made.
+    #[error("recipient key: {0}")]
+    Recipient(#[from] nitro_wallet_kms::cms::CmsError),
+}
+
+/// The enclave's state: KMS access, attestation and the key cache.
 pub struct Enclave {
     kms: KmsClient,
     credentials: CredentialsCell,
     keys: KeyCache,
     self_test_key: PrivateKey,
+    nsm: Arc<dyn Nsm>,
+    /// RSA-2048 key pair whose public half goes into every attestation document sent with a
+    /// KMS `Recipient`; KMS answers with envelopes only this process can open.
+    recipient: RecipientKey,
+}
+
+impl std::fmt::Debug for Enclave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enclave")
+            .field("kms", &self.kms)
+            .field("keys", &self.keys)
+            .field("dev_nsm", &self.nsm.is_dev())
+            .field("recipient", &self.recipient)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Enclave {
-    /// Builds the enclave state. No KMS call is made until a key is needed.
+    /// Builds the enclave state and its recipient key pair. No KMS call is made until a key
+    /// is needed.
     ///
     /// # Errors
-    /// When the OS random generator fails.
-    pub fn new(config: &EnclaveConfig) -> Result<Arc<Enclave>, nitro_wallet_eth::Error> {
+    /// When the random generator or the RSA key generation fails.
+    pub fn new(config: &EnclaveConfig) -> Result<Arc<Enclave>, StartError> {
         let credentials = CredentialsCell::default();
         Ok(Arc::new(Enclave {
             kms: KmsClient::new(&config.kms, credentials.clone()),
             credentials,
             keys: KeyCache::new(config.max_cached_keys),
             self_test_key: PrivateKey::generate()?,
+            nsm: config.nsm.clone(),
+            recipient: RecipientKey::generate()?,
         }))
+    }
+
+    /// Runs a blocking NSM call off the async workers.
+    async fn nsm_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Nsm) -> Result<T, nitro_wallet_attestation::NsmError> + Send + 'static,
+    ) -> Result<T, ErrorBody> {
+        let nsm = self.nsm.clone();
+        tokio::task::spawn_blocking(move || f(nsm.as_ref()))
+            .await
+            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "NSM call aborted"))?
+            .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("NSM: {e}")))
+    }
+
+    /// A new private key from the OS RNG mixed with NSM entropy.
+    async fn generate_key(&self) -> Result<PrivateKey, ErrorBody> {
+        let entropy = self.nsm_call(|nsm| nsm.random(32)).await?;
+        PrivateKey::generate_with_entropy(&entropy)
+            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "random number generator failed"))
     }
 
     /// Handles one request. Never panics on any input; every failure is an [`ErrorBody`].
@@ -68,10 +132,26 @@ impl Enclave {
                 Ok(Response::Done)
             }
             Request::GenerateKey(g) => {
-                let key = PrivateKey::generate().map_err(|_| {
-                    ErrorBody::new(ErrorCode::Internal, "random number generator failed")
-                })?;
+                let key = self.generate_key().await?;
                 self.wrap(key, g.kms_key_id).await
+            }
+            Request::Attestation(a) => {
+                let nonce = a.nonce.filter(|n| !n.is_empty());
+                if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_LEN) {
+                    return Err(ErrorBody {
+                        code: ErrorCode::InvalidRequest,
+                        message: format!("nonce longer than {MAX_NONCE_LEN} bytes"),
+                        field: Some("nonce".into()),
+                    });
+                }
+                let spki = self.recipient.spki_der();
+                let document = self
+                    .nsm_call(move |nsm| nsm.attestation(Some(&spki), None, nonce.as_deref()))
+                    .await?;
+                Ok(Response::Attestation(AttestationDocument {
+                    document,
+                    dev: self.nsm.is_dev(),
+                }))
             }
             Request::ImportKey(i) => {
                 let key = PrivateKey::from_hex(i.private_key.expose()).map_err(|_| ErrorBody {
@@ -121,9 +201,20 @@ impl Enclave {
         self.keys
             .get_or_try_insert(wrapped.address, || async {
                 let context = WrappedKey::encryption_context(&wrapped.address);
+                // KMS releases the key only inside an envelope to our attested public key.
+                let spki = self.recipient.spki_der();
+                let document = self
+                    .nsm_call(move |nsm| nsm.attestation(Some(&spki), None, None))
+                    .await?;
                 let plaintext = self
                     .kms
-                    .decrypt(&wrapped.kms_key_id, &wrapped.ciphertext, &context)
+                    .decrypt_for_recipient(
+                        &wrapped.kms_key_id,
+                        &wrapped.ciphertext,
+                        &context,
+                        &self.recipient,
+                        &document,
+                    )
                     .await
                     .map_err(kms_error)?;
                 let key = PrivateKey::from_bytes(&plaintext).map_err(|_| {
@@ -191,6 +282,7 @@ fn kms_error(e: KmsError) -> ErrorBody {
         KmsError::InvalidCiphertext => ErrorCode::KmsInvalidCiphertext,
         KmsError::NotFound => ErrorCode::KmsKeyNotFound,
         KmsError::Unavailable(_) => ErrorCode::KmsUnavailable,
+        KmsError::Attestation(_) => ErrorCode::KmsAttestation,
         _ => ErrorCode::KmsError,
     };
     ErrorBody::new(code, e.to_string())
@@ -209,6 +301,13 @@ mod tests {
                 endpoint: Some("http://127.0.0.1:9".into()),
             },
             max_cached_keys: 4,
+            nsm: Arc::new(
+                nitro_wallet_attestation::DevNsm::new(
+                    nitro_wallet_attestation::DevCa::generate().unwrap(),
+                    [0x11; 48],
+                )
+                .unwrap(),
+            ),
         })
         .unwrap()
     }

@@ -14,7 +14,8 @@ use crate::{
     fsutil::{write_private, Existing},
     server,
 };
-use nitro_wallet_kms::emulator::Emulator;
+use nitro_wallet_attestation::{pcr0_of_file, DevCa};
+use nitro_wallet_kms::emulator::{AttestationPolicy, Emulator};
 use nitro_wallet_protocol::Endpoint;
 use std::{
     net::SocketAddr,
@@ -41,6 +42,11 @@ pub struct DevArgs {
     /// this executable's own `enclave` subcommand, which runs the same server code.
     #[arg(long)]
     pub enclave_bin: Option<PathBuf>,
+    /// Make the local KMS key policy trust this build's measurement (PCR0), as an operator
+    /// updates the real key policy for a new enclave image. Without it, a rebuilt enclave is
+    /// refused by the policy written on first start, exactly as KMS would refuse it.
+    #[arg(long)]
+    pub trust_current_build: bool,
 }
 
 /// Runs dev mode until Ctrl-C / SIGTERM.
@@ -53,8 +59,17 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let dir = dir.canonicalize()?;
 
-    // 1. The KMS emulator, on loopback.
+    // 1. The enclave binary's measurement, the dev CA of the simulated NSM, and the KMS
+    //    emulator with a key policy that admits that measurement only.
+    let (enclave_bin, mut enclave_args) = match args.enclave_bin {
+        Some(p) => (p, Vec::new()),
+        None => (std::env::current_exe()?, vec!["enclave".to_owned()]),
+    };
+    let ca_dir = dir.join("attestation");
+    let ca = DevCa::load_or_create(&ca_dir)?;
+    let pcr0 = hex::encode(pcr0_of_file(&enclave_bin)?);
     let emulator = Emulator::open(&dir.join("kms"))?;
+    apply_key_policy(&emulator, &ca, &pcr0, args.trust_current_build)?;
     let kms_key_id = "alias/nitro-wallet".to_owned();
     let kms_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let kms_url = format!("http://{}", kms_listener.local_addr()?);
@@ -66,19 +81,14 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
 
     // 2. The enclave, as a separate process, restarted whenever it exits.
     let socket = dir.join("enclave.sock");
-    let mut enclave_args = vec![
+    enclave_args.extend([
         "--listen".to_owned(),
         format!("unix://{}", socket.display()),
         "--kms-endpoint".to_owned(),
         kms_url,
-    ];
-    let enclave_bin = match args.enclave_bin {
-        Some(p) => p,
-        None => {
-            enclave_args.insert(0, "enclave".to_owned());
-            std::env::current_exe()?
-        }
-    };
+        "--dev-nsm-dir".to_owned(),
+        ca_dir.display().to_string(),
+    ]);
     let supervisor = tokio::spawn(supervise_enclave(
         enclave_bin,
         enclave_args,
@@ -127,6 +137,35 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
     let _ = supervisor.await;
     let _ = std::fs::remove_file(dir.join("enclave.pid"));
     result
+}
+
+/// Writes the key policy on first start (or when asked to trust this build); otherwise warns
+/// when the policy names another measurement, because keys will then not unwrap.
+fn apply_key_policy(emulator: &Emulator, ca: &DevCa, pcr0: &str, trust: bool) -> crate::Result<()> {
+    let current = emulator.policy();
+    let fresh = current.root_pem.is_empty();
+    if fresh || trust {
+        emulator.set_policy(AttestationPolicy {
+            require_attestation: true,
+            root_pem: ca.root_pem(),
+            image_sha384: Some(pcr0.to_owned()),
+            pcrs: Default::default(),
+        })?;
+        tracing::info!(pcr0, "local KMS key policy admits this enclave build");
+    } else if !current
+        .image_sha384
+        .as_deref()
+        .is_some_and(|p| p.eq_ignore_ascii_case(pcr0))
+    {
+        tracing::warn!(
+            this_build = pcr0,
+            policy = current.image_sha384.as_deref().unwrap_or("none"),
+            "the local KMS key policy names another enclave measurement: existing keys will \
+             not unwrap. Restart with --trust-current-build to update the policy, as you would \
+             update the KMS key policy for a new enclave image"
+        );
+    }
+    Ok(())
 }
 
 fn print_banner(addr: SocketAddr, cert: Option<&Path>, token: &str, token_path: &Path) {

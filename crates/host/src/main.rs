@@ -43,6 +43,13 @@ enum Command {
         #[command(subcommand)]
         command: cli::KeysCommand,
     },
+    /// Verify attestation documents; print the measurement a key policy must name.
+    Attestation {
+        #[command(flatten)]
+        client: cli::ClientArgs,
+        #[command(subcommand)]
+        command: cli::AttestationCommand,
+    },
     /// Run the enclave signing server (what the enclave image runs; dev mode starts it as a
     /// child process).
     Enclave(nitro_wallet_enclave::cli::EnclaveArgs),
@@ -113,6 +120,7 @@ async fn run(command: Command) -> nitro_wallet::Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Keys { client, command } => cli::keys(&client, command).await,
         Command::Sign { client, command } => cli::sign(&client, command).await,
+        Command::Attestation { client, command } => cli::attestation(&client, command).await,
         Command::Enclave(_) => unreachable_enclave(),
     }
 }

@@ -31,6 +31,9 @@ pub enum ErrorCode {
     KmsKeyNotFound,
     /// KMS could not be reached or throttled us; retryable.
     KmsUnavailable,
+    /// KMS refused the enclave's attestation (key policy PCRs, untrusted or expired
+    /// document), or its answer was not an envelope for this enclave.
+    KmsAttestation,
     /// Any other KMS failure.
     KmsError,
     /// The enclave is at its concurrency limit; retryable.
@@ -55,6 +58,7 @@ impl ErrorCode {
             ErrorCode::KmsInvalidCiphertext => "kms_invalid_ciphertext",
             ErrorCode::KmsKeyNotFound => "kms_key_not_found",
             ErrorCode::KmsUnavailable => "kms_unavailable",
+            ErrorCode::KmsAttestation => "kms_attestation",
             ErrorCode::KmsError => "kms_error",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",

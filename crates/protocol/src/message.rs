@@ -66,6 +66,8 @@ pub enum Request {
     ImportKey(ImportKey),
     /// Sign an Ethereum transaction with a wrapped key.
     SignTransaction(SignTransaction),
+    /// A fresh attestation document of this enclave, for clients to verify.
+    Attestation(AttestationRequest),
 }
 
 /// What the enclave answers.
@@ -81,6 +83,30 @@ pub enum Response {
     Key(WrappedKey),
     /// A signed transaction.
     SignedTransaction(SignedTransaction),
+    /// An attestation document (untagged COSE_Sign1 from the NSM).
+    Attestation(AttestationDocument),
+}
+
+/// Ask for an attestation document.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct AttestationRequest {
+    /// Caller's nonce (at most 512 bytes), echoed in the document for freshness.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_base64_bytes"
+    )]
+    pub nonce: Option<Vec<u8>>,
+}
+
+/// An attestation document as the NSM produced it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AttestationDocument {
+    /// The document bytes (base64 on the wire).
+    #[serde(with = "base64_bytes")]
+    pub document: Vec<u8>,
+    /// Whether it comes from a simulated NSM (dev mode), which proves nothing.
+    pub dev: bool,
 }
 
 /// Enclave status.
@@ -217,6 +243,32 @@ pub mod base64_bytes {
         base64::engine::general_purpose::STANDARD
             .decode(s.as_bytes())
             .map_err(|_| serde::de::Error::custom("invalid base64"))
+    }
+}
+
+mod opt_base64_bytes {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(
+        bytes: &Option<Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => base64_bytes::serialize(b, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        let s = <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?;
+        s.map(|s| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s.as_bytes())
+                .map_err(|_| serde::de::Error::custom("invalid base64"))
+        })
+        .transpose()
     }
 }
 

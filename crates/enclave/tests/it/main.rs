@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-use nitro_wallet_kms::emulator::Emulator;
+use nitro_wallet_attestation::{pcr0_of_file, DevCa};
+use nitro_wallet_kms::emulator::{AttestationPolicy, Emulator};
 use nitro_wallet_protocol::{
     frame,
     message::{Credentials, GenerateKey, SignTransaction, WrappedKey},
@@ -29,22 +30,41 @@ struct Enclave {
     socket: PathBuf,
     kms_url: String,
     child: Child,
+    emulator: Emulator,
+}
+
+/// The KMS key policy that admits exactly this build of the enclave binary, as dev mode
+/// writes it: attestation required, dev CA root, PCR0 = SHA-384 of the binary.
+fn policy_for_this_build(ca_dir: &std::path::Path) -> AttestationPolicy {
+    let ca = DevCa::load_or_create(ca_dir).unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_nitro-wallet-enclave"));
+    AttestationPolicy {
+        require_attestation: true,
+        root_pem: ca.root_pem(),
+        image_sha384: Some(hex::encode(pcr0_of_file(binary).unwrap())),
+        pcrs: Default::default(),
+    }
 }
 
 impl Enclave {
     async fn start() -> Enclave {
         let dir = tempfile::tempdir().unwrap();
         let emulator = Emulator::open(&dir.path().join("kms")).unwrap();
+        emulator
+            .set_policy(policy_for_this_build(&dir.path().join("attestation")))
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let kms_url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(emulator.serve(listener));
+        let router = emulator.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
         let socket = dir.path().join("enclave.sock");
-        let child = spawn(&socket, &kms_url);
+        let child = spawn(dir.path(), &kms_url);
         let mut e = Enclave {
             dir,
             socket,
             kms_url,
             child,
+            emulator,
         };
         e.wait_ready().await;
         e
@@ -67,7 +87,7 @@ impl Enclave {
     async fn restart(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        self.child = spawn(&self.socket, &self.kms_url);
+        self.child = spawn(self.dir.path(), &self.kms_url);
         self.wait_ready().await;
     }
 
@@ -99,7 +119,8 @@ impl Drop for Enclave {
     }
 }
 
-fn spawn(socket: &std::path::Path, kms_url: &str) -> Child {
+fn spawn(dir: &std::path::Path, kms_url: &str) -> Child {
+    let socket = dir.join("enclave.sock");
     Command::new(env!("CARGO_BIN_EXE_nitro-wallet-enclave"))
         .args([
             "--listen",
@@ -107,6 +128,8 @@ fn spawn(socket: &std::path::Path, kms_url: &str) -> Child {
             "--kms-endpoint",
             kms_url,
         ])
+        .arg("--dev-nsm-dir")
+        .arg(dir.join("attestation"))
         .env("NITRO_WALLET_LOG", "warn")
         .spawn()
         .unwrap()
@@ -406,4 +429,64 @@ async fn invalid_requests_get_typed_errors() {
         }))
         .await;
     assert_eq!(err_code(&r), ErrorCode::KmsKeyNotFound);
+}
+
+#[tokio::test]
+async fn keys_unwrap_only_for_the_measured_build() {
+    let mut enclave = Enclave::start().await;
+    let mut c = enclave.connect().await;
+    let key = c.generate().await;
+
+    // The key policy now names another image: after a restart (empty cache) the key must not
+    // unwrap, with a clear reason and no signature.
+    let good = enclave.emulator.policy();
+    enclave
+        .emulator
+        .set_policy(AttestationPolicy {
+            image_sha384: Some("ab".repeat(48)),
+            ..good.clone()
+        })
+        .unwrap();
+    enclave.restart().await;
+    let mut c = enclave.connect().await;
+    match c.sign(&key, 0).await {
+        Reply::Err(e) => {
+            assert_eq!(e.code, ErrorCode::KmsDenied, "{e:?}");
+            assert!(e.message.contains("attestation policy"), "{}", e.message);
+            assert!(
+                e.message.contains("PCR0") || e.message.contains("ImageSha384"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("signed despite the policy: {other:?}"),
+    }
+
+    // Restoring the policy restores the key.
+    enclave.emulator.set_policy(good).unwrap();
+    assert!(matches!(
+        c.sign(&key, 0).await,
+        Reply::Ok(Response::SignedTransaction(_))
+    ));
+
+    // Attestation documents for clients carry their nonce and the enclave's recipient key.
+    let r = c
+        .call(Request::Attestation(
+            nitro_wallet_protocol::AttestationRequest {
+                nonce: Some(b"client nonce".to_vec()),
+            },
+        ))
+        .await;
+    let Reply::Ok(Response::Attestation(doc)) = r else {
+        panic!("{r:?}")
+    };
+    assert!(doc.dev);
+    let ca_root = DevCa::load_root(&enclave.dir.path().join("attestation")).unwrap();
+    let verified = nitro_wallet_attestation::verify(
+        &doc.document,
+        &nitro_wallet_attestation::VerifyOptions::with_root(ca_root)
+            .expect_nonce(b"client nonce".to_vec()),
+    )
+    .unwrap();
+    assert!(verified.document.public_key.is_some());
 }

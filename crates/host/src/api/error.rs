@@ -113,6 +113,7 @@ impl From<CallError> for ApiError {
                     }
                     ErrorCode::Overloaded => StatusCode::TOO_MANY_REQUESTS,
                     ErrorCode::KmsDenied
+                    | ErrorCode::KmsAttestation
                     | ErrorCode::KmsKeyNotFound
                     | ErrorCode::KmsUnavailable
                     | ErrorCode::KmsError => StatusCode::SERVICE_UNAVAILABLE,

@@ -55,6 +55,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/keys/{address}/sign/transaction",
             post(keys::sign_transaction),
         )
+        .route("/attestation", get(attestation))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -107,6 +108,54 @@ async fn readyz(State(state): State<AppState>) -> Response {
             ApiError::unavailable("not_ready", format!("enclave not ready: {e}")).into_response()
         }
         _ => ApiError::unavailable("not_ready", "enclave did not answer").into_response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct AttestationQuery {
+    nonce: Option<String>,
+}
+
+/// `GET /v1/attestation?nonce=<hex>`: a fresh attestation document of a serving enclave,
+/// binding the caller's nonce, for `nitro-wallet attestation verify`.
+async fn attestation(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<AttestationQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bad_nonce = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_nonce",
+            "nonce must be hex, at most 512 bytes",
+        )
+        .with_field("nonce")
+    };
+    let query = query.map_err(|_| bad_nonce())?;
+    let nonce = match query.nonce.as_deref() {
+        None | Some("") => None,
+        Some(h) => {
+            let bytes = hex::decode(h.strip_prefix("0x").unwrap_or(h)).map_err(|_| bad_nonce())?;
+            if bytes.len() > nitro_wallet_enclave::MAX_NONCE_LEN {
+                return Err(bad_nonce());
+            }
+            Some(bytes)
+        }
+    };
+    let request = EnclaveRequest::Attestation(nitro_wallet_protocol::AttestationRequest { nonce });
+    match state.enclave.call(request).await? {
+        EnclaveResponse::Attestation(doc) => {
+            use base64::Engine as _;
+            Ok(Json(serde_json::json!({
+                "format": "COSE_Sign1",
+                "document": base64::engine::general_purpose::STANDARD.encode(&doc.document),
+                "dev": doc.dev,
+            })))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "unexpected answer from the enclave",
+        )),
     }
 }
 

@@ -11,8 +11,9 @@ use nitro_wallet::{
     },
     server,
 };
+use nitro_wallet_attestation::{DevCa, DevNsm};
 use nitro_wallet_enclave::{server::ServerLimits, Enclave};
-use nitro_wallet_kms::emulator::Emulator;
+use nitro_wallet_kms::emulator::{AttestationPolicy, Emulator};
 use nitro_wallet_protocol::{transport::Listener, Endpoint};
 use std::{
     io::{BufRead, BufReader},
@@ -38,6 +39,18 @@ impl InProcess {
     pub async fn with_body_limit(body_bytes: usize) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         let emulator = Emulator::open(&dir.path().join("kms")).unwrap();
+        // A simulated NSM measuring a made-up image, and the key policy that admits it.
+        let ca = DevCa::load_or_create(&dir.path().join("attestation")).unwrap();
+        let pcr0 = [7u8; 48];
+        emulator
+            .set_policy(AttestationPolicy {
+                require_attestation: true,
+                root_pem: ca.root_pem(),
+                image_sha384: Some(hex::encode(pcr0)),
+                pcrs: Default::default(),
+            })
+            .unwrap();
+        let nsm = std::sync::Arc::new(DevNsm::new(ca, pcr0).unwrap());
         let kms = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let kms_url = format!("http://{}", kms.local_addr().unwrap());
         tokio::spawn(emulator.serve(kms));
@@ -49,6 +62,7 @@ impl InProcess {
                 endpoint: Some(kms_url),
             },
             max_cached_keys: 100,
+            nsm,
         })
         .unwrap();
         let listener = Listener::bind(&Endpoint::Unix(socket.clone()))
