@@ -171,10 +171,22 @@ impl DevServer {
     pub fn start_logging(level: &str) -> DevServer {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
+        Self::start_with(dir, data_dir, level, &[])
+    }
+
+    /// Starts dev on `data_dir` (which may hold an earlier run's state) with extra arguments;
+    /// `dir` holds the log and is kept alive with the server.
+    pub fn start_with(
+        dir: tempfile::TempDir,
+        data_dir: PathBuf,
+        level: &str,
+        extra: &[&str],
+    ) -> DevServer {
         let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
         let mut child = Command::new(nitro_wallet_bin())
             .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
+            .args(extra)
             .env("NITRO_WALLET_LOG", level)
             .stdout(Stdio::piped())
             .stderr(log)
@@ -202,6 +214,14 @@ impl DevServer {
             stopped: false,
             _dir: dir,
         }
+    }
+
+    /// Stops the server and hands back its directories, to start again on the same state.
+    pub fn stop_keeping_state(mut self) -> (tempfile::TempDir, PathBuf) {
+        assert_eq!(self.stop().code(), Some(0));
+        let placeholder = tempfile::tempdir().unwrap();
+        let dir = std::mem::replace(&mut self._dir, placeholder);
+        (dir, self.data_dir.clone())
     }
 
     pub fn log_path(&self) -> PathBuf {
