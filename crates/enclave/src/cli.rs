@@ -114,6 +114,17 @@ async fn serve(args: EnclaveArgs) -> ExitCode {
         max_in_flight: args.max_in_flight,
         ..ServerLimits::default()
     };
+    tokio::select! {
+        () = server::serve(listener, enclave, limits) => ExitCode::FAILURE,
+        () = shutdown_signal() => ExitCode::SUCCESS,
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM); shared with the host.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -123,8 +134,7 @@ async fn serve(args: EnclaveArgs) -> ExitCode {
         }
     };
     tokio::select! {
-        () = server::serve(listener, enclave, limits) => ExitCode::FAILURE,
-        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
-        () = term => ExitCode::SUCCESS,
+        () = ctrl_c => {}
+        () = term => {}
     }
 }

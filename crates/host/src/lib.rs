@@ -20,21 +20,4 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
+pub use nitro_wallet_enclave::cli::shutdown_signal;

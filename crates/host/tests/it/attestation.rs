@@ -2,7 +2,7 @@
 //! clients verify documents from the running service, and the CLI verifies real AWS
 //! documents.
 
-use crate::support::{nitro_wallet_bin, DevServer};
+use crate::support::{nitro_wallet_bin, post, DevServer};
 use serde_json::{json, Value};
 use std::{path::PathBuf, process::Command};
 
@@ -81,17 +81,6 @@ fn the_cli_verifies_real_aws_documents_and_explains_rejections() {
     ]);
     assert!(ok);
     assert!(out.contains("debug mode: YES"), "{out}");
-}
-
-async fn post(client: &reqwest::Client, dev: &DevServer, path: &str, body: Value) -> (u16, Value) {
-    let r = client
-        .post(format!("{}{path}", dev.url))
-        .bearer_auth(&dev.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,23 +1,11 @@
 //! End to end: the real `nitro-wallet dev` (host, enclave process, KMS emulator) signs
 //! transfers of every supported type that a real node, anvil, accepts and mines.
 
-use crate::support::{hex_u128, Anvil, DevServer};
+use crate::support::{hex_u128, post, Anvil, DevServer};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const RECIPIENT: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-
-async fn post(client: &reqwest::Client, dev: &DevServer, path: &str, body: Value) -> (u16, Value) {
-    let response = client
-        .post(format!("{}{path}", dev.url))
-        .bearer_auth(&dev.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
 
 async fn receipt(anvil: &Anvil, hash: &str) -> Value {
     for _ in 0..100 {

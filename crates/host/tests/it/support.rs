@@ -373,3 +373,21 @@ pub fn free_port() -> u16 {
 pub fn hex_u128(v: &serde_json::Value) -> u128 {
     u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
+
+/// POSTs JSON to the dev server with its token; returns the status and the JSON body.
+pub async fn post(
+    client: &reqwest::Client,
+    dev: &DevServer,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = client
+        .post(format!("{}{path}", dev.url))
+        .bearer_auth(&dev.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
