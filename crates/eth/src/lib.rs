@@ -9,6 +9,8 @@
 //! * [`TransactionRequest`]: a strictly parsed JSON-RPC transaction object (types 0, 1, 2).
 //! * [`sign_transaction`] → [`SignedTransaction`]: EIP-155 / EIP-2718 raw transaction, hash
 //!   and signature parts, in the JSON shape of the REST API.
+//! * [`sign_personal_message`] (EIP-191, [`PersonalMessage`]) and [`sign_typed_data`] (EIP-712)
+//!   → [`MessageSignature`].
 //!
 //! ```
 //! use nitro_wallet_eth::{sign_transaction, PrivateKey, TransactionRequest};
@@ -27,6 +29,7 @@
 //! ```
 
 mod key;
+mod message;
 mod request;
 mod sign;
 
@@ -54,6 +57,11 @@ pub mod checksummed {
 }
 
 pub use key::{Error, PrivateKey};
+pub use message::{
+    eip191_hash, sign_personal_message, sign_typed_data, typed_data_hash, typed_data_hash_value,
+    MessageSignature, PersonalMessage, PersonalMessageError, TypedDataError, MAX_TYPED_DATA_DEPTH,
+    MAX_TYPED_DATA_FIELDS, MAX_TYPED_DATA_LEN, MAX_TYPED_DATA_TYPES,
+};
 pub use request::{TransactionRequest, TxError};
 pub use sign::{sign_transaction, SignatureParts, SignedTransaction};
 

@@ -130,10 +130,10 @@ where
 }
 
 /// Serde for `y_parity`: writes `"0x0"`/`"0x1"`, reads those or a bool.
-mod parity {
+pub(crate) mod parity {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(p: &bool, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(p: &bool, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(if *p { "0x1" } else { "0x0" })
     }
 
@@ -144,7 +144,7 @@ mod parity {
         Str(String),
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         match Repr::deserialize(d)? {
             Repr::Bool(b) => Ok(b),
             Repr::Str(s) => match s.as_str() {
