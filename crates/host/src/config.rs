@@ -80,6 +80,18 @@ pub enum KeyStoreConfig {
         /// Directory of records.
         dir: PathBuf,
     },
+    /// One AWS Secrets Manager secret per key, named `<prefix><EIP-55 address>`. The host's
+    /// own AWS credentials come from the standard chain (environment, profile, IMDSv2).
+    SecretsManager {
+        /// Secret name prefix.
+        #[serde(default = "default_secrets_prefix")]
+        prefix: String,
+        /// AWS region of the secrets.
+        region: String,
+        /// Endpoint URL instead of the region's (a VPC endpoint; moto in tests).
+        #[serde(default)]
+        endpoint: Option<String>,
+    },
 }
 
 /// One API token, stored as the SHA-256 of the token (hex).
@@ -101,6 +113,9 @@ pub enum CredentialsConfig {
     InsecureDev,
 }
 
+fn default_secrets_prefix() -> String {
+    crate::keystore::secrets_manager::DEFAULT_PREFIX.to_owned()
+}
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/nitro-wallet")
 }
@@ -154,6 +169,25 @@ impl Config {
                 "server.body_limit_bytes must be between 1 and 16 MiB".into(),
             ));
         }
+        if let KeyStoreConfig::SecretsManager {
+            prefix,
+            region,
+            endpoint,
+        } = &self.key_store
+        {
+            crate::keystore::secrets_manager::validate_prefix(prefix)
+                .map_err(|e| ConfigError(format!("key_store.prefix: {e}")))?;
+            if region.is_empty() {
+                return Err(ConfigError("key_store.region is empty".into()));
+            }
+            if let Some(e) = endpoint {
+                if !(e.starts_with("https://") || e.starts_with("http://")) {
+                    return Err(ConfigError(format!(
+                        "key_store.endpoint `{e}` must be an http:// or https:// URL"
+                    )));
+                }
+            }
+        }
         if self.tokens.is_empty() {
             return Err(ConfigError(
                 "no [[tokens]]: every /v1 route needs a bearer token".into(),
@@ -188,6 +222,55 @@ mod tests {
                 port: 5000
             }
         );
+    }
+
+    #[test]
+    fn the_secrets_manager_alternative_parses() {
+        let base = include_str!("../../../nitro-wallet.toml.example");
+        // Swap the active [key_store] for the commented Secrets Manager block.
+        let (head, rest) = base.split_once("[key_store]").unwrap();
+        let (_, tail) = rest.split_once("\n[credentials]").unwrap();
+        let block: String = rest
+            .lines()
+            .skip_while(|l| !l.starts_with("# [key_store]"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ").trim_start_matches('#')))
+            .collect();
+        let text = format!("{head}{block}\n[credentials]{tail}");
+        let c = Config::parse(&text).unwrap();
+        let KeyStoreConfig::SecretsManager {
+            prefix,
+            region,
+            endpoint,
+        } = c.key_store
+        else {
+            panic!("{:?}", c.key_store);
+        };
+        assert_eq!(prefix, "nitro-wallet/keys/");
+        assert_eq!(region, "us-east-1");
+        assert!(endpoint.unwrap().starts_with("https://"));
+
+        let minimal = format!(
+            "{head}[key_store]\nkind = \"secrets_manager\"\nregion = \"eu-west-1\"\n\n[credentials]{tail}"
+        );
+        let c = Config::parse(&minimal).unwrap();
+        assert!(matches!(
+            c.key_store,
+            KeyStoreConfig::SecretsManager { ref prefix, endpoint: None, .. }
+                if prefix == crate::keystore::secrets_manager::DEFAULT_PREFIX
+        ));
+        let bad = minimal.replace(
+            "region = \"eu-west-1\"",
+            "region = \"eu-west-1\"\nprefix = \"a b/\"",
+        );
+        let e = Config::parse(&bad).unwrap_err();
+        assert!(e.0.contains("key_store.prefix"), "{e}");
+        let bad = minimal.replace(
+            "region = \"eu-west-1\"",
+            "region = \"eu-west-1\"\nendpoint = \"localhost:5000\"",
+        );
+        let e = Config::parse(&bad).unwrap_err();
+        assert!(e.0.contains("key_store.endpoint"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,11 @@ use crate::{
     api::{self, auth::Tokens, AppState, Limits},
     config::{Config, CredentialsConfig, KeyStoreConfig},
     enclave_client::{ClientTimeouts, EnclaveClient, OnConnect},
-    keystore::{file::FileKeyStore, KeyStore},
+    keystore::{
+        file::FileKeyStore,
+        secrets_manager::{self, SecretsManagerKeyStore},
+        KeyStore,
+    },
     tls,
 };
 use nitro_wallet_protocol::{message::Credentials, Request, SecretString};
@@ -17,10 +21,8 @@ pub const INSECURE_DEV_ACCESS_KEY_ID: &str = "NITROWALLETDEVINSECURE";
 ///
 /// # Errors
 /// When the key store cannot be opened.
-pub fn state(config: &Config) -> crate::Result<AppState> {
-    let store: Arc<dyn KeyStore> = match &config.key_store {
-        KeyStoreConfig::File { dir } => Arc::new(FileKeyStore::open(dir)?),
-    };
+pub async fn state(config: &Config) -> crate::Result<AppState> {
+    let store = key_store(&config.key_store).await?;
     let on_connect: OnConnect = match config.credentials {
         CredentialsConfig::InsecureDev => Arc::new(|| {
             Some(Request::SetCredentials(Credentials {
@@ -53,6 +55,32 @@ pub fn state(config: &Config) -> crate::Result<AppState> {
     })
 }
 
+/// Opens the configured key store. For Secrets Manager, the host's own credentials come from
+/// the standard chain (environment, profile, IMDSv2), resolved lazily at the first call.
+async fn key_store(config: &KeyStoreConfig) -> crate::Result<Arc<dyn KeyStore>> {
+    Ok(match config {
+        KeyStoreConfig::File { dir } => Arc::new(FileKeyStore::open(dir)?),
+        KeyStoreConfig::SecretsManager {
+            prefix,
+            region,
+            endpoint,
+        } => {
+            let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(region.clone()))
+                .load()
+                .await;
+            let credentials = shared
+                .credentials_provider()
+                .ok_or("no AWS credentials provider for the Secrets Manager key store")?;
+            let sdk = secrets_manager::sdk_config(region, endpoint.as_deref(), credentials);
+            Arc::new(SecretsManagerKeyStore::new(
+                aws_sdk_secretsmanager::Client::from_conf(sdk),
+                prefix.clone(),
+            )?)
+        }
+    })
+}
+
 /// Serves the API on `listener` until `shutdown` completes, then drains for up to 10 s.
 /// `on_listening` is told the bound address once TLS is ready.
 ///
@@ -64,7 +92,7 @@ pub async fn run(
     on_listening: impl FnOnce(SocketAddr, Option<&std::path::Path>),
     shutdown: impl Future<Output = ()>,
 ) -> crate::Result<()> {
-    let state = state(config)?;
+    let state = state(config).await?;
     let (rustls, generated_cert) = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(cert), Some(key)) => (tls::load(cert, key).await?, None),
         _ => {

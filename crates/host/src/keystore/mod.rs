@@ -3,9 +3,11 @@
 //! A record holds a key's KMS ciphertext (never the plaintext), its address, label and the
 //! encryption context that binds the ciphertext to the address, so records cannot be swapped
 //! between keys. Backends implement [`KeyStore`]: a directory of files for local use
-//! ([`file::FileKeyStore`]); AWS Secrets Manager in production (next).
+//! ([`file::FileKeyStore`]); AWS Secrets Manager in production
+//! ([`secrets_manager::SecretsManagerKeyStore`]).
 
 pub mod file;
+pub mod secrets_manager;
 
 use alloy_primitives::Address;
 use nitro_wallet_protocol::message::{base64_bytes, WrappedKey};

@@ -8,4 +8,5 @@ mod api;
 mod attestation;
 mod cli;
 mod e2e;
+mod secrets_manager;
 mod support;

@@ -100,7 +100,7 @@ impl InProcess {
             }],
             credentials: CredentialsConfig::InsecureDev,
         };
-        let state = server::state(&config).unwrap();
+        let state = server::state(&config).await.unwrap();
         let router = api::router(
             state,
             Limits {
