@@ -111,6 +111,14 @@ pub enum CredentialsConfig {
     /// Fixed, well-known dummy credentials accepted only by the local KMS emulator.
     /// Insecure; for `nitro-wallet dev` and tests.
     InsecureDev,
+    /// The standard AWS chain (environment, profile, IMDSv2 on EC2), handed to the enclave on
+    /// every new connection and again before they expire.
+    Aws {
+        /// Region for the chain's own calls (STS, SSO); by default from the environment or
+        /// profile.
+        #[serde(default)]
+        region: Option<String>,
+    },
 }
 
 fn default_secrets_prefix() -> String {
@@ -186,6 +194,11 @@ impl Config {
                         "key_store.endpoint `{e}` must be an http:// or https:// URL"
                     )));
                 }
+            }
+        }
+        if let CredentialsConfig::Aws { region: Some(r) } = &self.credentials {
+            if r.is_empty() {
+                return Err(ConfigError("credentials.region is empty".into()));
             }
         }
         if self.tokens.is_empty() {
@@ -271,6 +284,43 @@ mod tests {
         );
         let e = Config::parse(&bad).unwrap_err();
         assert!(e.0.contains("key_store.endpoint"), "{e}");
+    }
+
+    #[test]
+    fn the_aws_credentials_alternative_parses() {
+        let base = include_str!("../../../nitro-wallet.toml.example");
+        let c = Config::parse(base).unwrap();
+        assert!(matches!(c.credentials, CredentialsConfig::InsecureDev));
+        // The commented block, uncommented in place of the active source.
+        let block: String = base
+            .lines()
+            .skip_while(|l| *l != "# [credentials]")
+            .skip(1)
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        assert!(block.contains("source = \"aws\""), "{block}");
+        let text = base.replace("source = \"insecure-dev\"\n", &block);
+        let c = Config::parse(&text).unwrap();
+        assert!(
+            matches!(c.credentials, CredentialsConfig::Aws { region: Some(ref r) } if r == "us-east-1"),
+            "{:?}",
+            c.credentials
+        );
+        let minimal = base.replace("source = \"insecure-dev\"", "source = \"aws\"");
+        let c = Config::parse(&minimal).unwrap();
+        assert!(matches!(
+            c.credentials,
+            CredentialsConfig::Aws { region: None }
+        ));
+        let bad = base.replace(
+            "source = \"insecure-dev\"",
+            "source = \"aws\"\nregion = \"\"",
+        );
+        let e = Config::parse(&bad).unwrap_err();
+        assert!(e.0.contains("credentials.region"), "{e}");
+        let bad = base.replace("source = \"insecure-dev\"", "source = \"aws\"\nkey = \"x\"");
+        assert!(Config::parse(&bad).is_err());
     }
 
     #[test]

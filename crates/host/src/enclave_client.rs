@@ -40,8 +40,10 @@ pub enum CallError {
     Enclave(#[from] ErrorBody),
 }
 
-/// Produces the request sent first on every new connection (fresh AWS credentials).
-pub type OnConnect = Arc<dyn Fn() -> Option<Request> + Send + Sync>;
+/// Produces the request sent first on every new connection (fresh AWS credentials); may await
+/// a credentials provider. `None` sends nothing.
+pub type OnConnect =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Option<Request>> + Send + Sync>;
 
 /// Timeouts of an [`EnclaveClient`].
 #[derive(Debug, Clone, Copy)]
@@ -173,7 +175,11 @@ impl EnclaveClient {
                 CallError::Unavailable(format!("cannot connect to {}: {e}", self.endpoint))
             })?;
         let conn = Arc::new(Connection::start(stream));
-        if let Some(req) = self.on_connect.as_ref().and_then(|f| f()) {
+        let first = match &self.on_connect {
+            Some(f) => f().await,
+            None => None,
+        };
+        if let Some(req) = first {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let frame = frame::encode(&RequestFrame {
                 v: PROTOCOL_VERSION,

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod dev;
 pub mod enclave_client;
 pub mod fsutil;

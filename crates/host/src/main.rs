@@ -103,7 +103,7 @@ async fn run(command: Command) -> nitro_wallet::Result<()> {
             ) {
                 tracing::warn!(
                     "INSECURE: credentials.source = \"insecure-dev\" only works with the local KMS \
-                     emulator; AWS credentials arrive with the AWS backends"
+                     emulator; use source = \"aws\" with AWS KMS"
                 );
             }
             let listener = std::net::TcpListener::bind(config.server.listen)?;

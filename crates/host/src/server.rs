@@ -2,7 +2,8 @@
 
 use crate::{
     api::{self, auth::Tokens, AppState, Limits},
-    config::{Config, CredentialsConfig, KeyStoreConfig},
+    config::{Config, KeyStoreConfig},
+    credentials::{self, CredentialsSource},
     enclave_client::{ClientTimeouts, EnclaveClient, OnConnect},
     keystore::{
         file::FileKeyStore,
@@ -11,27 +12,29 @@ use crate::{
     },
     tls,
 };
-use nitro_wallet_protocol::{message::Credentials, Request, SecretString};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-/// Access key id of the insecure dev credentials (accepted by the local KMS emulator only).
-pub const INSECURE_DEV_ACCESS_KEY_ID: &str = "NITROWALLETDEVINSECURE";
+pub use crate::credentials::INSECURE_DEV_ACCESS_KEY_ID;
 
-/// Builds the handlers' state.
+/// Builds the handlers' state. Its enclave client sends credentials on every new connection;
+/// refreshing them before they expire is [`run`]'s job.
 ///
 /// # Errors
-/// When the key store cannot be opened.
+/// When the key store cannot be opened or the credentials chain cannot be built.
 pub async fn state(config: &Config) -> crate::Result<AppState> {
+    Ok(state_and_credentials(config).await?.0)
+}
+
+/// The handlers' state and the credentials source its enclave client uses.
+async fn state_and_credentials(config: &Config) -> crate::Result<(AppState, CredentialsSource)> {
     let store = key_store(&config.key_store).await?;
-    let on_connect: OnConnect = match config.credentials {
-        CredentialsConfig::InsecureDev => Arc::new(|| {
-            Some(Request::SetCredentials(Credentials {
-                access_key_id: INSECURE_DEV_ACCESS_KEY_ID.to_owned(),
-                secret_access_key: SecretString::new("insecure-dev-secret".to_owned()),
-                session_token: None,
-                expires_at: None,
-            }))
-        }),
+    let source = CredentialsSource::from_config(&config.credentials).await?;
+    let on_connect: OnConnect = {
+        let source = source.clone();
+        Arc::new(move || {
+            let source = source.clone();
+            Box::pin(async move { source.on_connect_request().await })
+        })
     };
     let enclave = EnclaveClient::new(
         config.enclave.endpoint.clone(),
@@ -47,12 +50,13 @@ pub async fn state(config: &Config) -> crate::Result<AppState> {
             .iter()
             .map(|t| (t.name.as_str(), t.sha256.as_str())),
     );
-    Ok(AppState {
+    let state = AppState {
         enclave: Arc::new(enclave),
         store,
         tokens: Arc::new(tokens),
         kms_key_id: config.kms.key_id.as_str().into(),
-    })
+    };
+    Ok((state, source))
 }
 
 /// Opens the configured key store. For Secrets Manager, the host's own credentials come from
@@ -81,7 +85,9 @@ async fn key_store(config: &KeyStoreConfig) -> crate::Result<Arc<dyn KeyStore>> 
     })
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then drains for up to 10 s.
+/// Serves the API on `listener` until `shutdown` completes, then drains for up to 10 s. With
+/// expiring credentials (`source = "aws"`), a background task hands the enclave fresh ones
+/// before they expire, until shutdown.
 /// `on_listening` is told the bound address once TLS is ready.
 ///
 /// # Errors
@@ -92,7 +98,17 @@ pub async fn run(
     on_listening: impl FnOnce(SocketAddr, Option<&std::path::Path>),
     shutdown: impl Future<Output = ()>,
 ) -> crate::Result<()> {
-    let state = state(config).await?;
+    let (state, source) = state_and_credentials(config).await?;
+    let (stop_refresh, refresh_stopped) = tokio::sync::oneshot::channel::<()>();
+    let refresher = source.needs_refresh().then(|| {
+        tokio::spawn(credentials::refresh(
+            source,
+            state.enclave.clone(),
+            async move {
+                let _ = refresh_stopped.await;
+            },
+        ))
+    });
     let (rustls, generated_cert) = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(cert), Some(key)) => (tls::load(cert, key).await?, None),
         _ => {
@@ -118,9 +134,16 @@ pub async fn run(
         .header_read_timeout(Duration::from_secs(10));
     let mut serving = tokio::spawn(server.handle(handle.clone()).serve(app.into_make_service()));
     on_listening(addr, generated_cert.as_deref());
-    tokio::select! {
-        r = &mut serving => return Ok(r??),
-        () = shutdown => {}
+    let served = tokio::select! {
+        r = &mut serving => Some(r),
+        () = shutdown => None,
+    };
+    let _ = stop_refresh.send(());
+    if let Some(task) = refresher {
+        let _ = task.await;
+    }
+    if let Some(r) = served {
+        return Ok(r??);
     }
     tracing::info!("shutting down: draining requests");
     handle.graceful_shutdown(Some(Duration::from_secs(10)));

@@ -7,6 +7,7 @@
 mod api;
 mod attestation;
 mod cli;
+mod credentials;
 mod e2e;
 mod secrets_manager;
 mod support;

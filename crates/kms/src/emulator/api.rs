@@ -146,7 +146,15 @@ fn dispatch(
     operation: &str,
     body: &[u8],
 ) -> Result<Value, ApiError> {
-    check_authorization(headers)?;
+    let access_key_id = check_authorization(headers)?;
+    let mut seen = shared
+        .access_key_ids
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !seen.contains(&access_key_id) {
+        seen.push(access_key_id);
+    }
+    drop(seen);
     match operation {
         "Encrypt" => encrypt(shared, parse(body)?),
         "Decrypt" => decrypt(shared, parse(body)?),
@@ -163,14 +171,19 @@ fn dispatch(
     }
 }
 
-/// Requires a SigV4 `Authorization` header. The signature itself is NOT verified.
-fn check_authorization(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Requires a SigV4 `Authorization` header and returns its access key id. The signature itself
+/// is NOT verified.
+fn check_authorization(headers: &HeaderMap) -> Result<String, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if value.starts_with("AWS4-HMAC-SHA256 ") && value.contains("Credential=") {
-        Ok(())
+    let access_key_id = value
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .and_then(|v| v.split_once("Credential="))
+        .map(|(_, scope)| scope.split('/').next().unwrap_or_default());
+    if let Some(id) = access_key_id {
+        Ok(id.to_owned())
     } else {
         Err(ApiError {
             status: StatusCode::BAD_REQUEST,

@@ -64,6 +64,8 @@ struct Shared {
     keys: RwLock<Keys>,
     policy_path: PathBuf,
     policy: RwLock<Enforced>,
+    /// Distinct access key ids of the requests' `Authorization` headers, first seen first.
+    access_key_ids: std::sync::Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -134,6 +136,7 @@ impl Emulator {
                 keys: RwLock::new(keys),
                 policy_path,
                 policy: RwLock::new(policy),
+                access_key_ids: std::sync::Mutex::default(),
             }),
             default_key_id,
         })
@@ -178,6 +181,17 @@ impl Emulator {
             return Err(err);
         }
         Ok(id)
+    }
+
+    /// The distinct access key ids that signed requests so far (from the SigV4
+    /// `Authorization` header's `Credential=`; the signature itself is not verified), first
+    /// seen first. For tests that check which credentials a client used.
+    pub fn access_key_ids_seen(&self) -> Vec<String> {
+        self.shared
+            .access_key_ids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// The attestation policy in force.
