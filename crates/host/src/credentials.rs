@@ -152,7 +152,7 @@ fn describe(e: &dyn std::error::Error) -> String {
 }
 
 /// How long to wait before sending fresh credentials: 80 % of the remaining lifetime of
-/// credentials expiring at `expires_at` (seconds since the epoch), at least [`MIN_REFRESH`];
+/// credentials expiring at `expires_at` (seconds since the epoch), at least `MIN_REFRESH`;
 /// [`REFRESH_WITHOUT_EXPIRY`] when they carry no expiry.
 pub fn refresh_delay(expires_at: Option<u64>, now: SystemTime) -> Duration {
     let Some(expires_at) = expires_at else {
