@@ -293,6 +293,18 @@ pub fn find_tool(name: &str) -> PathBuf {
         return PathBuf::from(p);
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The npm package's `.bin/` entry is a node shim that spawns the real binary: killing the
+    // shim would orphan the node process it started, so run the platform binary directly.
+    let packages = workspace.join(".tools/node_modules/@foundry-rs");
+    if let Ok(entries) = std::fs::read_dir(&packages) {
+        for entry in entries.flatten() {
+            let platform = entry.file_name().to_string_lossy().into_owned();
+            let binary = entry.path().join("bin").join(name);
+            if platform.starts_with(&format!("{name}-")) && binary.is_file() {
+                return binary;
+            }
+        }
+    }
     let local = workspace.join(".tools/node_modules/.bin").join(name);
     if local.is_file() {
         return local;
