@@ -10,12 +10,9 @@ use aws_sdk_secretsmanager::Client;
 use nitro_wallet::keystore::secrets_manager::{sdk_config, SecretsManagerKeyStore};
 use nitro_wallet::keystore::{KeyRecord, KeyStore, StoreError};
 use nitro_wallet_protocol::WrappedKey;
+use nitro_wallet_testkit::MotoServer;
 use std::collections::BTreeSet;
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
 
@@ -26,17 +23,10 @@ const REGION: &str = "us-east-1";
 /// process-wide), or its capture can miss lines. Each test still has its own moto.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A `moto_server` child process on 127.0.0.1, killed on drop.
+/// moto plus the helpers these tests need on top of it.
 struct Moto {
-    child: Child,
     endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _server: MotoServer,
 }
 
 impl Moto {
@@ -48,49 +38,11 @@ impl Moto {
 
     /// Starts moto with extra environment variables.
     fn start_with(env: &[(&str, &str)]) -> Option<Moto> {
-        let Some(program) = find_on_path("moto_server") else {
-            if std::env::var("NITRO_WALLET_SKIP_MOTO").as_deref() == Ok("1") {
-                eprintln!("SKIPPED: moto_server not on PATH and NITRO_WALLET_SKIP_MOTO=1");
-                return None;
-            }
-            panic!(
-                "moto_server is not on PATH: install it with `pip install \"moto[server]\"`, \
-                 or set NITRO_WALLET_SKIP_MOTO=1 to skip the moto tests explicitly"
-            );
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let mut moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(moto);
-            }
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!(
-                    "moto_server exited with {status} before listening; is moto[server] \
-                     installed (`pip install \"moto[server]\"`)?"
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on port {port} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let server = MotoServer::start_with(env)?;
+        Some(Moto {
+            endpoint: server.endpoint.clone(),
+            _server: server,
+        })
     }
 
     /// An SDK client with dummy credentials given explicitly (no environment variables).
@@ -179,13 +131,6 @@ fn xml_field(xml: &str, tag: &str) -> String {
     let start = xml.find(&format!("<{tag}>")).unwrap() + tag.len() + 2;
     let end = start + xml[start..].find(&format!("</{tag}>")).unwrap();
     xml[start..end].to_owned()
-}
-
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
 }
 
 /// A record with a distinctive ciphertext, so leaks are easy to search for.

@@ -4,86 +4,18 @@
 //! Needs `moto_server` on PATH (`pip install "moto[server]"`). Without it the test FAILS,
 //! unless `NITRO_WALLET_SKIP_MOTO=1` is set.
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use nitro_wallet_kms::KmsError;
+use nitro_wallet_testkit::MotoServer;
 
 use crate::common::{client_for, ctx, sdk_client, test_credentials};
 
 const REGION: &str = "us-east-1";
 
-/// A `moto_server` child process, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
-/// Starts moto, or returns `None` when skipping is allowed; panics with instructions otherwise.
-fn start_moto() -> Option<Moto> {
-    let Some(program) = find_on_path("moto_server") else {
-        if std::env::var("NITRO_WALLET_SKIP_MOTO").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: moto_server not on PATH and NITRO_WALLET_SKIP_MOTO=1");
-            return None;
-        }
-        panic!(
-            "moto_server is not on PATH: install it with `pip install \"moto[server]\"`, \
-             or set NITRO_WALLET_SKIP_MOTO=1 to skip the moto tests explicitly"
-        );
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new(&program)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-    let mut moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(moto);
-        }
-        if let Ok(Some(status)) = moto.child.try_wait() {
-            panic!(
-                "moto_server exited with {status} before listening; is moto[server] installed \
-                 (`pip install \"moto[server]\"`)?"
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not listen on port {port} within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[tokio::test]
 async fn against_moto() {
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
     let sdk = sdk_client(&moto.endpoint, REGION);
     let created = sdk
         .create_key()
