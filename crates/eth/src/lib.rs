@@ -6,9 +6,13 @@
 //! place to fuzz and benchmark.
 //!
 //! * [`PrivateKey`]: a secp256k1 key that zeroizes itself and never prints its secret.
-//! * [`TransactionRequest`]: a strictly parsed JSON-RPC transaction object (types 0, 1, 2).
-//! * [`sign_transaction`] → [`SignedTransaction`]: EIP-155 / EIP-2718 raw transaction, hash
-//!   and signature parts, in the JSON shape of the REST API.
+//! * [`TransactionRequest`]: a strictly parsed JSON-RPC transaction object (types 0 to 4:
+//!   legacy, EIP-2930, EIP-1559, EIP-4844 blob and EIP-7702 set-code transactions).
+//! * [`sign_transaction`] → [`SignedTransaction`]: EIP-155 / EIP-2718 raw transaction (for a
+//!   blob transaction given its blobs, the network form with the KZG sidecar), hash and
+//!   signature parts, in the JSON shape of the REST API.
+//! * [`sign_authorization`] ([`AuthorizationRequest`]) → [`SignedAuthorization`]: an EIP-7702
+//!   authorization, in the JSON shape of an `authorizationList` entry.
 //! * [`sign_personal_message`] (EIP-191, [`PersonalMessage`]) and [`sign_typed_data`] (EIP-712)
 //!   → [`MessageSignature`].
 //!
@@ -28,6 +32,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod authorization;
 mod key;
 mod message;
 mod request;
@@ -56,6 +61,7 @@ pub mod checksummed {
     }
 }
 
+pub use authorization::{sign_authorization, AuthorizationRequest, SignedAuthorization};
 pub use key::{Error, PrivateKey};
 pub use message::{
     eip191_hash, sign_personal_message, sign_typed_data, typed_data_hash, typed_data_hash_value,

@@ -104,10 +104,10 @@ impl MessageSignature {
 }
 
 /// Serde for a `u64` written as a `0x` quantity; reads that or a JSON number.
-mod quantity {
+pub(crate) mod quantity {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{v:#x}"))
     }
 
@@ -118,7 +118,7 @@ mod quantity {
         Str(String),
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         match Repr::deserialize(d)? {
             Repr::Num(n) => Ok(n),
             Repr::Str(s) => s

@@ -4,17 +4,40 @@
 //! `sign/transaction` body and the `eth_signTransaction` parameter both come here), so it is
 //! strict, never guesses, never panics, and names the offending field in every error.
 //!
-//! The rules are documented on [`TransactionRequest`].
+//! The rules are documented on [`TransactionRequest`]. The field parsers at the bottom are
+//! shared with [`crate::AuthorizationRequest`].
 
-use alloy_consensus::{TxEip1559, TxEip2930, TxLegacy, TypedTransaction};
-use alloy_eips::eip2930::{AccessList, AccessListItem};
-use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
+use alloy_consensus::{
+    Transaction, TxEip1559, TxEip2930, TxEip4844, TxEip4844Variant, TxEip4844WithSidecar,
+    TxEip7702, TxLegacy, TypedTransaction,
+};
+use alloy_eips::{
+    eip2930::{AccessList, AccessListItem},
+    eip4844::{
+        Blob, BlobTransactionSidecar, BLS_MODULUS_BYTES, BYTES_PER_BLOB, FIELD_ELEMENT_BYTES_USIZE,
+        VERSIONED_HASH_VERSION_KZG,
+    },
+    eip7702::{constants::SECP256K1N_HALF, Authorization, SignedAuthorization},
+    eip7840::BlobParams,
+};
+use alloy_primitives::{Address, Bytes, Signature, TxKind, B256, U256};
 use serde_json::{Map, Value};
 
 /// The longest piece of client input ever quoted back in an error reason.
 const MAX_QUOTED: usize = 32;
 
-/// Why a transaction request was rejected.
+/// The most blobs one transaction may carry: Prague's limit (EIP-7691), 9. Osaka (EIP-7594)
+/// lowers it to 6 (`alloy_eips::eip7594::MAX_BLOBS_PER_TX_FUSAKA`); nodes of later forks
+/// reject the extra blobs themselves.
+const MAX_BLOBS_PER_TX: usize = BlobParams::prague().max_blobs_per_tx as usize;
+
+/// The secp256k1 group order n (`r` must be below it).
+const SECP256K1_N: U256 = U256::from_be_slice(&[
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
+]);
+
+/// Why a transaction (or authorization) request was rejected.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum TxError {
@@ -28,12 +51,12 @@ pub enum TxError {
     #[error("invalid field `{field}`: {reason}")]
     Invalid {
         /// The camelCase JSON name of the field, with a path for nested fields
-        /// (`accessList[0].storageKeys[1]`).
+        /// (`accessList[0].storageKeys[1]`, `authorizationList[0].s`).
         field: String,
         /// What is wrong; quotes at most a short, truncated piece of the input.
         reason: String,
     },
-    /// The transaction type is not one this crate signs (yet).
+    /// The transaction type is not one this crate signs (5 and above).
     #[error("unsupported transaction type {0}")]
     UnsupportedType(u64),
     /// The request's `from` is not the address of the signing key.
@@ -45,7 +68,7 @@ pub enum TxError {
         got: Address,
     },
     /// The body is not a JSON object (or not JSON at all).
-    #[error("transaction request must be a JSON object")]
+    #[error("the request must be a JSON object")]
     NotAnObject,
 }
 
@@ -61,7 +84,7 @@ impl TxError {
         }
     }
 
-    fn invalid(field: impl Into<String>, reason: impl Into<String>) -> TxError {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> TxError {
         TxError::Invalid {
             field: field.into(),
             reason: reason.into(),
@@ -78,6 +101,11 @@ pub(crate) enum UnsignedTx {
     Eip2930(TxEip2930),
     /// Type 2.
     Eip1559(TxEip1559),
+    /// Type 3: with the sidecar (blobs, commitments, proofs) when the request gave `blobs`,
+    /// without when it gave only `blobVersionedHashes`.
+    Eip4844(TxEip4844Variant<BlobTransactionSidecar>),
+    /// Type 4.
+    Eip7702(TxEip7702),
 }
 
 /// A parsed, validated transaction, ready to be signed with [`crate::sign_transaction`].
@@ -91,24 +119,45 @@ pub(crate) enum UnsignedTx {
 ///   `hash`, `blockHash` or `v`), and a key whose value is `null` counts as absent.
 /// * Quantities accept a `0x`-hex string (`"0x0"`, leading zeros allowed, `"0x"` rejected), a
 ///   decimal string (`"21000"`) or a non-negative JSON integer. Floats, negatives, signs,
-///   whitespace and values that overflow the field (u64 for `nonce`, `gas`, `chainId`, `type`;
-///   u128 for fees; U256 for `value`) are rejected.
-/// * The type is the explicit `type` (0, 1 or 2; anything else is
-///   [`TxError::UnsupportedType`]) or is inferred: `maxFeePerGas`/`maxPriorityFeePerGas` → 2,
-///   else `accessList` → 1, else 0. Fields of unsupported types (`authorizationList` → 4,
-///   `blobVersionedHashes`/`maxFeePerBlobGas`/`blobs`/`sidecar` → 3) are never silently
-///   dropped: without an explicit type they make the request `UnsupportedType`, with an
-///   explicit supported type they are `Invalid`.
+///   whitespace and values that overflow the field (u64 for `nonce`, `gas`, `chainId`, `type`
+///   and authorization nonces; u128 for fees; U256 for `value` and for an authorization's
+///   `chainId`, `r` and `s`) are rejected.
+/// * `sidecar` is rejected ([`TxError::Invalid`]): blob data is given as `blobs`, and the
+///   commitments and proofs are computed here.
+/// * The type is the explicit `type` (0 to 4; anything else is [`TxError::UnsupportedType`])
+///   or is inferred: `authorizationList` → 4, else `maxFeePerBlobGas`/`blobVersionedHashes`/
+///   `blobs` → 3, else `maxFeePerGas`/`maxPriorityFeePerGas` → 2, else `accessList` → 1,
+///   else 0. Fields of one type (`authorizationList` of 4, the three blob fields of 3) are
+///   never silently dropped: on a transaction of another type they are invalid.
 /// * Required: `chainId` (always: legacy transactions are signed with EIP-155 replay
-///   protection only; it must not be 0), `nonce`, `gas` (alias `gasLimit`; both present and different is
-///   invalid), and the fees of the type: `gasPrice` for 0 and 1, `maxFeePerGas` and
-///   `maxPriorityFeePerGas` for 2 (priority must not exceed max). Fee fields of another
-///   type are invalid, and so is a non-empty `accessList` on a type 0 transaction.
-/// * `to`: absent or `null` means contract creation; an address in any single case, or in
-///   mixed case only if it is a valid EIP-55 checksum. `value` defaults to 0. `data` or
-///   `input` (aliases; both present and different is invalid) are `0x` hex bytes, empty if
-///   absent. `from` is optional; [`crate::sign_transaction`] checks it against the key.
-/// * No size limit is applied here; that is the transport's job.
+///   protection only; it must not be 0), `nonce`, `gas` (alias `gasLimit`; both present and
+///   different is invalid), and the fees of the type: `gasPrice` for 0 and 1, `maxFeePerGas`
+///   and `maxPriorityFeePerGas` for 2, 3 and 4 (priority must not exceed max). Fee fields of
+///   another type are invalid, and so is a non-empty `accessList` on a type 0 transaction.
+/// * `to`: absent or `null` means contract creation, which only types 0 to 2 can do (types 3
+///   and 4 require `to`, [`TxError::Missing`]); an address in any single case, or in mixed
+///   case only if it is a valid EIP-55 checksum. `value` defaults to 0. `data` or `input`
+///   (aliases; both present and different is invalid) are `0x` hex bytes, empty if absent.
+///   `from` is optional; [`crate::sign_transaction`] checks it against the key.
+/// * Type 4 (EIP-7702): `authorizationList` is required, with at least one entry, each
+///   `{chainId, address, nonce, yParity, r, s}` (other keys ignored, errors name the entry:
+///   `authorizationList[0].s`). `chainId` may be 0 (valid on every chain); `nonce` must be
+///   below 2^64 − 1 (EIP-7702); `yParity` is 0 or 1, with `v` accepted as an alias of the same
+///   meaning, as alloy accepts it (both present must agree; a legacy 27/28 is rejected); `r`
+///   must be in [1, n) and `s` in [1, n/2] (EIP-2 low s, which EIP-7702 requires), and the
+///   signature must recover to an address. Entries are not checked against anything else:
+///   an authorization whose chain id or nonce does not match is skipped by the chain, not
+///   rejected.
+/// * Type 3 (EIP-4844): `maxFeePerBlobGas` is required and at least 1 (the minimum blob base
+///   fee). The blobs, at least 1 and at most 9 (Prague's limit, EIP-7691; Osaka allows 6 per
+///   transaction and its nodes enforce that), are given as `blobVersionedHashes` (32 bytes
+///   each, version byte `0x01`), as `blobs` (`0x` hex, exactly 131072 bytes each, every
+///   32-byte field element below the BLS12-381 modulus), or both. Given `blobs`, the KZG
+///   commitments and proofs are computed (c-kzg with the Ethereum mainnet trusted setup,
+///   loaded on first use, about 2 s) and the versioned hashes derived from the commitments;
+///   `blobVersionedHashes`, if also given, must equal them in order. With `blobs`,
+///   [`crate::sign_transaction`] returns the network encoding that carries them.
+/// * No size limit is applied here; that is the transport's job (one blob is 256 KiB of hex).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionRequest {
     pub(crate) tx: UnsignedTx,
@@ -134,7 +183,7 @@ impl TransactionRequest {
     ///
     /// [`TxError::NotAnObject`] if `v` is not an object, [`TxError::Missing`] for a required
     /// field that is absent, [`TxError::Invalid`] for a malformed or contradictory field,
-    /// [`TxError::UnsupportedType`] for a type other than 0, 1 or 2.
+    /// [`TxError::UnsupportedType`] for a type above 4.
     pub fn from_value(v: &Value) -> Result<TransactionRequest, TxError> {
         let obj = v.as_object().ok_or(TxError::NotAnObject)?;
         parse(obj)
@@ -147,135 +196,133 @@ impl TransactionRequest {
 
     /// The EIP-155 chain id (always present).
     pub fn chain_id(&self) -> u64 {
-        match &self.tx {
-            // Always `Some` by construction; 0 is unreachable.
-            UnsignedTx::Legacy(tx) => tx.chain_id.unwrap_or_default(),
-            UnsignedTx::Eip2930(tx) => tx.chain_id,
-            UnsignedTx::Eip1559(tx) => tx.chain_id,
-        }
+        // Always `Some` by construction; 0 is unreachable.
+        self.inner().chain_id().unwrap_or_default()
     }
 
     /// The recipient, or `None` for a contract creation.
     pub fn to(&self) -> Option<Address> {
-        self.kind().to().copied()
+        self.inner().to()
     }
 
     /// The value transferred, in wei.
     pub fn value(&self) -> U256 {
-        match &self.tx {
-            UnsignedTx::Legacy(tx) => tx.value,
-            UnsignedTx::Eip2930(tx) => tx.value,
-            UnsignedTx::Eip1559(tx) => tx.value,
-        }
+        self.inner().value()
     }
 
-    /// The EIP-2718 transaction type: 0 (legacy), 1 (EIP-2930) or 2 (EIP-1559).
+    /// The EIP-2718 transaction type: 0 (legacy), 1 (EIP-2930), 2 (EIP-1559), 3 (EIP-4844)
+    /// or 4 (EIP-7702).
     pub fn tx_type(&self) -> u8 {
-        match &self.tx {
-            UnsignedTx::Legacy(_) => 0,
-            UnsignedTx::Eip2930(_) => 1,
-            UnsignedTx::Eip1559(_) => 2,
-        }
+        self.inner().ty()
     }
 
     /// The nonce.
     pub fn nonce(&self) -> u64 {
-        match &self.tx {
-            UnsignedTx::Legacy(tx) => tx.nonce,
-            UnsignedTx::Eip2930(tx) => tx.nonce,
-            UnsignedTx::Eip1559(tx) => tx.nonce,
-        }
+        self.inner().nonce()
     }
 
     /// The gas limit.
     pub fn gas_limit(&self) -> u64 {
-        match &self.tx {
-            UnsignedTx::Legacy(tx) => tx.gas_limit,
-            UnsignedTx::Eip2930(tx) => tx.gas_limit,
-            UnsignedTx::Eip1559(tx) => tx.gas_limit,
-        }
+        self.inner().gas_limit()
     }
 
     /// The most the sender can pay per gas: `gasPrice` for types 0 and 1, `maxFeePerGas`
-    /// for type 2. `gas_limit() * max_fee_per_gas() + value()` bounds the total cost.
+    /// for types 2 to 4. `gas_limit() * max_fee_per_gas() + value()` bounds the total cost,
+    /// plus, for type 3, `blob_versioned_hashes().len() * 131072 * max_fee_per_blob_gas()`
+    /// (the blob gas).
     pub fn max_fee_per_gas(&self) -> u128 {
-        match &self.tx {
-            UnsignedTx::Legacy(tx) => tx.gas_price,
-            UnsignedTx::Eip2930(tx) => tx.gas_price,
-            UnsignedTx::Eip1559(tx) => tx.max_fee_per_gas,
-        }
+        self.inner().max_fee_per_gas()
+    }
+
+    /// `maxFeePerBlobGas` for type 3, `None` for the other types.
+    pub fn max_fee_per_blob_gas(&self) -> Option<u128> {
+        self.inner().max_fee_per_blob_gas()
+    }
+
+    /// The versioned hashes of the blobs (type 3; empty for the other types), computed from
+    /// the blobs when the request gave them.
+    pub fn blob_versioned_hashes(&self) -> &[B256] {
+        self.inner().blob_versioned_hashes().unwrap_or_default()
     }
 
     /// The call data (or init code for a contract creation).
     pub fn input(&self) -> &Bytes {
-        match &self.tx {
-            UnsignedTx::Legacy(tx) => &tx.input,
-            UnsignedTx::Eip2930(tx) => &tx.input,
-            UnsignedTx::Eip1559(tx) => &tx.input,
-        }
+        self.inner().input()
     }
 
-    /// The hash that gets signed (keccak256 of the type byte and the RLP signing payload).
+    /// The hash that gets signed (keccak256 of the type byte and the RLP signing payload;
+    /// for type 3 the blobs themselves are not part of it, only their versioned hashes).
     pub fn signature_hash(&self) -> B256 {
         use alloy_consensus::SignableTransaction;
         match &self.tx {
             UnsignedTx::Legacy(tx) => tx.signature_hash(),
             UnsignedTx::Eip2930(tx) => tx.signature_hash(),
             UnsignedTx::Eip1559(tx) => tx.signature_hash(),
+            UnsignedTx::Eip4844(tx) => tx.signature_hash(),
+            UnsignedTx::Eip7702(tx) => tx.signature_hash(),
         }
     }
 
     /// The transaction as alloy's [`TypedTransaction`], for anything this type does not
-    /// expose directly.
+    /// expose directly (such as the authorization list of a type 4 transaction). A type 3
+    /// transaction keeps its sidecar, if any.
     pub fn to_typed(&self) -> TypedTransaction {
         match &self.tx {
             UnsignedTx::Legacy(tx) => TypedTransaction::Legacy(tx.clone()),
             UnsignedTx::Eip2930(tx) => TypedTransaction::Eip2930(tx.clone()),
             UnsignedTx::Eip1559(tx) => TypedTransaction::Eip1559(tx.clone()),
+            UnsignedTx::Eip4844(tx) => {
+                TypedTransaction::Eip4844(tx.clone().map_sidecar(Into::into))
+            }
+            UnsignedTx::Eip7702(tx) => TypedTransaction::Eip7702(tx.clone()),
         }
     }
 
-    fn kind(&self) -> &TxKind {
+    fn inner(&self) -> &dyn Transaction {
         match &self.tx {
-            UnsignedTx::Legacy(tx) => &tx.to,
-            UnsignedTx::Eip2930(tx) => &tx.to,
-            UnsignedTx::Eip1559(tx) => &tx.to,
+            UnsignedTx::Legacy(tx) => tx,
+            UnsignedTx::Eip2930(tx) => tx,
+            UnsignedTx::Eip1559(tx) => tx,
+            UnsignedTx::Eip4844(tx) => tx,
+            UnsignedTx::Eip7702(tx) => tx,
         }
     }
 }
 
-/// Fields that belong to transaction types we do not sign, with the type they imply.
-const UNSUPPORTED_TYPE_FIELDS: [(&str, u64); 5] = [
+/// Fields that only one transaction type carries, with that type.
+const TYPE_FIELDS: [(&str, u64); 4] = [
     ("authorizationList", 4),
-    ("blobVersionedHashes", 3),
     ("maxFeePerBlobGas", 3),
+    ("blobVersionedHashes", 3),
     ("blobs", 3),
-    ("sidecar", 3),
 ];
 
 fn parse(obj: &Map<String, Value>) -> Result<TransactionRequest, TxError> {
     let has = |key: &str| field(obj, key).is_some();
 
-    // 1. The type.
+    // 1. Blob sidecars are computed here, never taken from the client.
+    if has("sidecar") {
+        return Err(TxError::invalid(
+            "sidecar",
+            "not supported: give the blob data in `blobs` (commitments and proofs are computed)",
+        ));
+    }
+
+    // 2. The type, and no field of another type.
     let tx_type = match field(obj, "type") {
         Some(v) => {
             let t = quantity_u64("type", v)?;
-            if t > 2 {
+            if t > 4 {
                 return Err(TxError::UnsupportedType(t));
-            }
-            if let Some((name, _)) = UNSUPPORTED_TYPE_FIELDS.iter().find(|(k, _)| has(k)) {
-                return Err(TxError::invalid(
-                    *name,
-                    format!("not allowed in a type {t} transaction"),
-                ));
             }
             t
         }
         None => {
-            if let Some((_, t)) = UNSUPPORTED_TYPE_FIELDS.iter().find(|(k, _)| has(k)) {
-                return Err(TxError::UnsupportedType(*t));
-            }
-            if has("maxFeePerGas") || has("maxPriorityFeePerGas") {
+            if has("authorizationList") {
+                4
+            } else if TYPE_FIELDS.iter().any(|(k, t)| *t == 3 && has(k)) {
+                3
+            } else if has("maxFeePerGas") || has("maxPriorityFeePerGas") {
                 2
             } else if has("accessList") {
                 1
@@ -284,8 +331,14 @@ fn parse(obj: &Map<String, Value>) -> Result<TransactionRequest, TxError> {
             }
         }
     };
+    if let Some((name, _)) = TYPE_FIELDS.iter().find(|(k, t)| *t != tx_type && has(k)) {
+        return Err(TxError::invalid(
+            *name,
+            format!("not allowed in a type {tx_type} transaction"),
+        ));
+    }
 
-    // 2. Common fields.
+    // 3. Common fields.
     let chain_id = required(obj, "chainId", quantity_u64)?;
     if chain_id == 0 {
         // EIP-155 v = 35/36 would be ambiguous and no network uses chain id 0.
@@ -302,63 +355,63 @@ fn parse(obj: &Map<String, Value>) -> Result<TransactionRequest, TxError> {
     let access_list = optional(obj, "accessList", access_list)?;
     let from = optional(obj, "from", address)?;
 
-    // 3. Fees and type-specific fields.
-    let tx = match tx_type {
-        0 | 1 => {
-            for name in ["maxFeePerGas", "maxPriorityFeePerGas"] {
-                if has(name) {
-                    return Err(TxError::invalid(
-                        name,
-                        format!("not allowed in a type {tx_type} transaction (use gasPrice)"),
-                    ));
-                }
-            }
-            let gas_price = required(obj, "gasPrice", quantity_u128)?;
-            if tx_type == 0 {
-                if access_list.as_ref().is_some_and(|l| !l.0.is_empty()) {
-                    return Err(TxError::invalid(
-                        "accessList",
-                        "not allowed in a type 0 transaction",
-                    ));
-                }
-                UnsignedTx::Legacy(TxLegacy {
-                    chain_id: Some(chain_id),
-                    nonce,
-                    gas_price,
-                    gas_limit,
-                    to,
-                    value,
-                    input,
-                })
-            } else {
-                UnsignedTx::Eip2930(TxEip2930 {
-                    chain_id,
-                    nonce,
-                    gas_price,
-                    gas_limit,
-                    to,
-                    value,
-                    access_list: access_list.unwrap_or_default(),
-                    input,
-                })
+    // 4. Fees and type-specific fields.
+    let tx = if tx_type <= 1 {
+        for name in ["maxFeePerGas", "maxPriorityFeePerGas"] {
+            if has(name) {
+                return Err(TxError::invalid(
+                    name,
+                    format!("not allowed in a type {tx_type} transaction (use gasPrice)"),
+                ));
             }
         }
-        _ => {
-            if has("gasPrice") {
+        let gas_price = required(obj, "gasPrice", quantity_u128)?;
+        if tx_type == 0 {
+            if access_list.as_ref().is_some_and(|l| !l.0.is_empty()) {
                 return Err(TxError::invalid(
-                    "gasPrice",
-                    "not allowed in a type 2 transaction (use maxFeePerGas)",
+                    "accessList",
+                    "not allowed in a type 0 transaction",
                 ));
             }
-            let max_fee_per_gas = required(obj, "maxFeePerGas", quantity_u128)?;
-            let max_priority_fee_per_gas = required(obj, "maxPriorityFeePerGas", quantity_u128)?;
-            if max_priority_fee_per_gas > max_fee_per_gas {
-                return Err(TxError::invalid(
-                    "maxPriorityFeePerGas",
-                    "greater than maxFeePerGas",
-                ));
-            }
-            UnsignedTx::Eip1559(TxEip1559 {
+            UnsignedTx::Legacy(TxLegacy {
+                chain_id: Some(chain_id),
+                nonce,
+                gas_price,
+                gas_limit,
+                to,
+                value,
+                input,
+            })
+        } else {
+            UnsignedTx::Eip2930(TxEip2930 {
+                chain_id,
+                nonce,
+                gas_price,
+                gas_limit,
+                to,
+                value,
+                access_list: access_list.unwrap_or_default(),
+                input,
+            })
+        }
+    } else {
+        if has("gasPrice") {
+            return Err(TxError::invalid(
+                "gasPrice",
+                format!("not allowed in a type {tx_type} transaction (use maxFeePerGas)"),
+            ));
+        }
+        let max_fee_per_gas = required(obj, "maxFeePerGas", quantity_u128)?;
+        let max_priority_fee_per_gas = required(obj, "maxPriorityFeePerGas", quantity_u128)?;
+        if max_priority_fee_per_gas > max_fee_per_gas {
+            return Err(TxError::invalid(
+                "maxPriorityFeePerGas",
+                "greater than maxFeePerGas",
+            ));
+        }
+        let access_list = access_list.unwrap_or_default();
+        match (tx_type, to) {
+            (2, to) => UnsignedTx::Eip1559(TxEip1559 {
                 chain_id,
                 nonce,
                 gas_limit,
@@ -366,12 +419,93 @@ fn parse(obj: &Map<String, Value>) -> Result<TransactionRequest, TxError> {
                 max_priority_fee_per_gas,
                 to,
                 value,
-                access_list: access_list.unwrap_or_default(),
+                access_list,
                 input,
-            })
+            }),
+            // Neither blob nor set-code transactions can create contracts.
+            (_, TxKind::Create) => return Err(TxError::Missing { field: "to" }),
+            (3, TxKind::Call(to)) => {
+                let max_fee_per_blob_gas = required(obj, "maxFeePerBlobGas", quantity_u128)?;
+                if max_fee_per_blob_gas == 0 {
+                    return Err(TxError::invalid(
+                        "maxFeePerBlobGas",
+                        "must be at least 1 (the minimum blob base fee)",
+                    ));
+                }
+                let (blob_versioned_hashes, sidecar) = blobs_and_hashes(obj)?;
+                let tx = TxEip4844 {
+                    chain_id,
+                    nonce,
+                    gas_limit,
+                    max_fee_per_gas,
+                    max_priority_fee_per_gas,
+                    to,
+                    value,
+                    access_list,
+                    blob_versioned_hashes,
+                    max_fee_per_blob_gas,
+                    input,
+                };
+                UnsignedTx::Eip4844(match sidecar {
+                    Some(sidecar) => TxEip4844Variant::TxEip4844WithSidecar(
+                        TxEip4844WithSidecar::from_tx_and_sidecar(tx, sidecar),
+                    ),
+                    None => TxEip4844Variant::TxEip4844(tx),
+                })
+            }
+            (_, TxKind::Call(to)) => UnsignedTx::Eip7702(TxEip7702 {
+                chain_id,
+                nonce,
+                gas_limit,
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+                to,
+                value,
+                access_list,
+                authorization_list: required(obj, "authorizationList", authorization_list)?,
+                input,
+            }),
         }
     };
     Ok(TransactionRequest { tx, from })
+}
+
+/// The versioned hashes of a type 3 transaction and, when the request gave `blobs`, the
+/// sidecar computed from them. The KZG step comes last, after every cheap check.
+fn blobs_and_hashes(
+    obj: &Map<String, Value>,
+) -> Result<(Vec<B256>, Option<BlobTransactionSidecar>), TxError> {
+    let given = optional(obj, "blobVersionedHashes", versioned_hashes)?;
+    let Some(blobs) = optional(obj, "blobs", blobs)? else {
+        return match given {
+            Some(hashes) => Ok((hashes, None)),
+            None => Err(TxError::Missing {
+                field: "blobVersionedHashes",
+            }),
+        };
+    };
+    let sidecar = BlobTransactionSidecar::try_from_blobs_with_settings(
+        blobs,
+        c_kzg::ethereum_kzg_settings(0),
+    )
+    // Unreachable for blobs that passed `blobs()`: every field element is canonical.
+    .map_err(|_| TxError::invalid("blobs", "KZG commitment or proof failed"))?;
+    let computed: Vec<B256> = sidecar.versioned_hashes().collect();
+    if let Some(given) = given {
+        if given.len() != computed.len() {
+            return Err(TxError::invalid(
+                "blobVersionedHashes",
+                format!("{} hashes for {} blobs", given.len(), computed.len()),
+            ));
+        }
+        if let Some(i) = (0..given.len()).find(|&i| given[i] != computed[i]) {
+            return Err(TxError::invalid(
+                "blobVersionedHashes",
+                format!("hash {i} is not the versioned hash of blob {i}'s KZG commitment"),
+            ));
+        }
+    }
+    Ok((computed, Some(sidecar)))
 }
 
 /// A present, non-null field.
@@ -593,9 +727,230 @@ fn access_list(name: &str, v: &Value) -> Result<AccessList, TxError> {
     Ok(AccessList(items))
 }
 
+/// `[ "0x…32 bytes", … ]`: 1 to [`MAX_BLOBS_PER_TX`] hashes, each of KZG version `0x01`.
+fn versioned_hashes(name: &str, v: &Value) -> Result<Vec<B256>, TxError> {
+    let items = bounded_array(name, v, ("hash", "hashes"), MAX_BLOBS_PER_TX)?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let item_name = format!("{name}[{i}]");
+            let hash = B256::from(fixed_hex::<32>(&item_name, h)?);
+            if hash[0] != VERSIONED_HASH_VERSION_KZG {
+                return Err(TxError::invalid(
+                    item_name,
+                    format!(
+                        "version byte is {:#04x}, expected {VERSIONED_HASH_VERSION_KZG:#04x} (KZG)",
+                        hash[0]
+                    ),
+                ));
+            }
+            Ok(hash)
+        })
+        .collect()
+}
+
+/// `[ "0x…131072 bytes", … ]`: 1 to [`MAX_BLOBS_PER_TX`] blobs, each a sequence of 4096
+/// canonical BLS12-381 field elements (big-endian, below the modulus).
+fn blobs(name: &str, v: &Value) -> Result<Vec<Blob>, TxError> {
+    let items = bounded_array(name, v, ("blob", "blobs"), MAX_BLOBS_PER_TX)?;
+    // Check every size before allocating 128 KiB per blob.
+    let mut digits = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let item_name = format!("{name}[{i}]");
+        let hex = item
+            .as_str()
+            .and_then(|s| s.strip_prefix("0x"))
+            .ok_or_else(|| TxError::invalid(&*item_name, "expected a 0x-prefixed hex string"))?;
+        if hex.len() != 2 * BYTES_PER_BLOB {
+            return Err(TxError::invalid(
+                item_name,
+                format!(
+                    "expected exactly {BYTES_PER_BLOB} bytes, got {} hex digits",
+                    hex.len()
+                ),
+            ));
+        }
+        digits.push(hex);
+    }
+    let mut out = vec![Blob::ZERO; digits.len()];
+    for (i, (hex, blob)) in digits.iter().zip(out.iter_mut()).enumerate() {
+        let item_name = format!("{name}[{i}]");
+        hex::decode_to_slice(hex, blob.as_mut_slice())
+            .map_err(|_| TxError::invalid(&*item_name, "not hex"))?;
+        if let Some(j) = blob
+            .chunks_exact(FIELD_ELEMENT_BYTES_USIZE)
+            .position(|fe| fe >= BLS_MODULUS_BYTES.as_slice())
+        {
+            return Err(TxError::invalid(
+                item_name,
+                format!("field element {j} is not below the BLS12-381 modulus"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A JSON array of 1 to `max` items.
+fn bounded_array<'a>(
+    name: &str,
+    v: &'a Value,
+    (one, many): (&str, &str),
+    max: usize,
+) -> Result<&'a [Value], TxError> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| TxError::invalid(name, "expected an array"))?;
+    if items.is_empty() {
+        return Err(TxError::invalid(
+            name,
+            format!("at least one {one} is required"),
+        ));
+    }
+    if items.len() > max {
+        return Err(TxError::invalid(
+            name,
+            format!("{} {many}, more than the maximum of {max}", items.len()),
+        ));
+    }
+    Ok(items)
+}
+
+/// `[{ "chainId", "address", "nonce", "yParity", "r", "s" }, …]`, at least one entry.
+fn authorization_list(name: &str, v: &Value) -> Result<Vec<SignedAuthorization>, TxError> {
+    let entries = v
+        .as_array()
+        .ok_or_else(|| TxError::invalid(name, "expected an array"))?;
+    if entries.is_empty() {
+        return Err(TxError::invalid(
+            name,
+            "at least one authorization is required",
+        ));
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let path = format!("{name}[{i}]");
+        let obj = entry
+            .as_object()
+            .ok_or_else(|| TxError::invalid(&*path, "expected an object"))?;
+        let auth = authorization(obj, &path)?;
+
+        let y_parity = optional_member(obj, &path, "yParity", quantity_u64)?;
+        let v = optional_member(obj, &path, "v", quantity_u64)?;
+        let y_parity = match (y_parity, v) {
+            (Some(y), Some(v)) if y != v => {
+                return Err(TxError::invalid(
+                    format!("{path}.v"),
+                    "`v` and `yParity` differ (`v` is accepted as an alias of `yParity` only)",
+                ))
+            }
+            (Some(y), _) => y,
+            (None, Some(v)) => v,
+            (None, None) => return Err(TxError::invalid(format!("{path}.yParity"), "missing")),
+        };
+        let y_parity_name = if field(obj, "yParity").is_some() {
+            format!("{path}.yParity")
+        } else {
+            format!("{path}.v")
+        };
+        let y_parity = match y_parity {
+            0 => false,
+            1 => true,
+            _ => {
+                return Err(TxError::invalid(
+                    y_parity_name,
+                    "must be 0 or 1 (the y parity; a legacy 27/28 `v` is not accepted)",
+                ))
+            }
+        };
+        let r = member(obj, &path, "r", quantity_u256)?;
+        if r.is_zero() || r >= SECP256K1_N {
+            return Err(TxError::invalid(
+                format!("{path}.r"),
+                "must be in [1, n) (secp256k1 group order n)",
+            ));
+        }
+        let s = member(obj, &path, "s", quantity_u256)?;
+        if s.is_zero() || s > SECP256K1N_HALF {
+            return Err(TxError::invalid(
+                format!("{path}.s"),
+                "must be in [1, n/2]: EIP-7702 requires a low s (EIP-2)",
+            ));
+        }
+        let signature = Signature::new(r, s, y_parity);
+        if signature
+            .recover_address_from_prehash(&auth.signature_hash())
+            .is_err()
+        {
+            return Err(TxError::invalid(
+                path,
+                "the signature does not recover to an address",
+            ));
+        }
+        out.push(auth.into_signed(signature));
+    }
+    Ok(out)
+}
+
+/// The unsigned part of an EIP-7702 authorization, `{chainId, address, nonce}`, from a
+/// top-level object (`path` empty: absent fields are [`TxError::Missing`]) or from an entry of
+/// a list (`path` like `authorizationList[0]`: absent fields are invalid with their path).
+pub(crate) fn authorization(
+    obj: &Map<String, Value>,
+    path: &str,
+) -> Result<Authorization, TxError> {
+    let chain_id = member(obj, path, "chainId", quantity_u256)?;
+    let address = member(obj, path, "address", address)?;
+    let nonce = member(obj, path, "nonce", quantity_u64)?;
+    if nonce == u64::MAX {
+        return Err(TxError::invalid(
+            member_name(path, "nonce"),
+            "must be below 2^64 - 1 (EIP-7702)",
+        ));
+    }
+    Ok(Authorization {
+        chain_id,
+        address,
+        nonce,
+    })
+}
+
+fn member_name(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A required field of a possibly nested object (see [`authorization`]).
+fn member<T>(
+    obj: &Map<String, Value>,
+    path: &str,
+    key: &'static str,
+    parse: impl FnOnce(&str, &Value) -> Result<T, TxError>,
+) -> Result<T, TxError> {
+    match optional_member(obj, path, key, parse)? {
+        Some(v) => Ok(v),
+        None if path.is_empty() => Err(TxError::Missing { field: key }),
+        None => Err(TxError::invalid(member_name(path, key), "missing")),
+    }
+}
+
+fn optional_member<T>(
+    obj: &Map<String, Value>,
+    path: &str,
+    key: &'static str,
+    parse: impl FnOnce(&str, &Value) -> Result<T, TxError>,
+) -> Result<Option<T>, TxError> {
+    field(obj, key)
+        .map(|v| parse(&member_name(path, key), v))
+        .transpose()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use alloy_primitives::address;
     use serde_json::json;
@@ -801,8 +1156,8 @@ mod tests {
     #[test]
     fn unsupported_types() {
         for t in [
-            json!(3),
-            json!("0x4"),
+            json!(5),
+            json!("0x5"),
             json!("126"),
             json!("0xffffffffffffffff"),
         ] {
@@ -810,18 +1165,491 @@ mod tests {
             assert!(matches!(err(&v), TxError::UnsupportedType(_)));
             assert_eq!(err(&v).field(), Some("type"));
         }
-        let v = with(base1559(), "authorizationList", json!([]));
-        assert_eq!(err(&v), TxError::UnsupportedType(4));
-        let v = with(base1559(), "blobVersionedHashes", json!([]));
-        assert_eq!(err(&v), TxError::UnsupportedType(3));
-        let v = with(
-            with(base1559(), "type", json!(2)),
-            "maxFeePerBlobGas",
-            json!(1),
-        );
-        assert_eq!(err(&v).field(), Some("maxFeePerBlobGas"));
         let v = with(base1559(), "type", json!("0x10000000000000000"));
         assert!(matches!(err(&v), TxError::Invalid { .. }));
+    }
+
+    /// A blob whose field elements are all canonical: `data` in the low bytes of the first
+    /// elements, the top byte of every element zero.
+    pub(crate) fn blob_hex(data: &[u8]) -> String {
+        let mut blob = vec![0u8; BYTES_PER_BLOB];
+        for (i, b) in data.iter().enumerate() {
+            blob[(i / 31) * 32 + 1 + i % 31] = *b;
+        }
+        format!("0x{}", hex::encode(blob))
+    }
+
+    fn versioned_hash(first: u8, fill: u8) -> String {
+        format!("0x{first:02x}{}", format!("{fill:02x}").repeat(31))
+    }
+
+    fn base4844() -> Value {
+        json!({
+            "chainId": "0x7a69",
+            "nonce": "0x0",
+            "gas": "0x5208",
+            "maxFeePerGas": "0x77359400",
+            "maxPriorityFeePerGas": "0x3b9aca00",
+            "maxFeePerBlobGas": "0x7",
+            "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "blobVersionedHashes": [versioned_hash(1, 0xab)],
+        })
+    }
+
+    fn signed_auth(chain_id: u64, nonce: u64) -> Value {
+        let key = crate::PrivateKey::from_bytes(&[0x46; 32]).unwrap();
+        let req = crate::AuthorizationRequest::from_value(&json!({
+            "chainId": chain_id,
+            "address": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
+            "nonce": nonce,
+        }))
+        .unwrap();
+        serde_json::to_value(crate::sign_authorization(&key, &req)).unwrap()
+    }
+
+    fn base7702() -> Value {
+        json!({
+            "chainId": 1,
+            "nonce": 3,
+            "gas": 100000,
+            "maxFeePerGas": "30000000000",
+            "maxPriorityFeePerGas": "2000000000",
+            "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "authorizationList": [signed_auth(1, 0)],
+        })
+    }
+
+    fn with_auth(key: &str, x: Value) -> Value {
+        let mut v = base7702();
+        v["authorizationList"][0][key] = x;
+        v
+    }
+
+    #[test]
+    fn infers_new_types() {
+        let ok = |v: &Value| TransactionRequest::from_value(v).unwrap().tx_type();
+        assert_eq!(ok(&base4844()), 3);
+        assert_eq!(ok(&base7702()), 4);
+        assert_eq!(ok(&with(base7702(), "type", json!("0x4"))), 4);
+        assert_eq!(ok(&with(base4844(), "type", json!(3))), 3);
+        // Any one blob field implies type 3; the others are then required or optional.
+        let v = without(base4844(), "blobVersionedHashes");
+        assert_eq!(
+            err(&v),
+            TxError::Missing {
+                field: "blobVersionedHashes"
+            }
+        );
+        let v = without(base4844(), "maxFeePerBlobGas");
+        assert_eq!(
+            err(&v),
+            TxError::Missing {
+                field: "maxFeePerBlobGas"
+            }
+        );
+        let v = with(without(base1559(), "to"), "blobs", json!([]));
+        assert_eq!(err(&v).field(), Some("to"));
+        // authorizationList wins the inference; blob fields are then of another type.
+        let v = with(base7702(), "maxFeePerBlobGas", json!(1));
+        let e = err(&v);
+        assert_eq!(e.field(), Some("maxFeePerBlobGas"));
+        assert!(e.to_string().contains("type 4"), "{e}");
+    }
+
+    #[test]
+    fn fields_of_other_types() {
+        let cases = [
+            (
+                with(base1559(), "type", json!(2)),
+                "maxFeePerBlobGas",
+                json!(1),
+            ),
+            (
+                with(base1559(), "type", json!(2)),
+                "blobVersionedHashes",
+                json!([]),
+            ),
+            (with(base1559(), "type", json!(2)), "blobs", json!([])),
+            (
+                with(base1559(), "type", json!(2)),
+                "authorizationList",
+                json!([]),
+            ),
+            (
+                with(base_legacy(), "type", json!(0)),
+                "authorizationList",
+                json!([]),
+            ),
+            (
+                with(base4844(), "type", json!(3)),
+                "authorizationList",
+                json!([]),
+            ),
+            (
+                with(base7702(), "type", json!(4)),
+                "blobVersionedHashes",
+                json!([]),
+            ),
+            (base4844(), "gasPrice", json!(1)),
+            (base7702(), "gasPrice", json!(1)),
+        ];
+        for (base, field, x) in cases {
+            let e = err(&with(base, field, x));
+            assert_eq!(e.field(), Some(field), "{e}");
+            assert!(matches!(e, TxError::Invalid { .. }), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn sidecar_is_rejected() {
+        for base in [
+            base1559(),
+            base4844(),
+            without(base4844(), "maxFeePerBlobGas"),
+        ] {
+            let e = err(&with(base, "sidecar", json!({"blobs": []})));
+            assert_eq!(e.field(), Some("sidecar"));
+            assert!(e.to_string().contains("blobs"), "{e}");
+        }
+    }
+
+    #[test]
+    fn parses_4844_without_blobs() {
+        let tx = TransactionRequest::from_value(&base4844()).unwrap();
+        assert_eq!(tx.tx_type(), 3);
+        assert_eq!(tx.chain_id(), 31337);
+        assert_eq!(tx.max_fee_per_gas(), 2_000_000_000);
+        assert_eq!(tx.max_fee_per_blob_gas(), Some(7));
+        assert_eq!(tx.blob_versioned_hashes().len(), 1);
+        assert_eq!(tx.blob_versioned_hashes()[0][0], 1);
+        assert!(matches!(
+            tx.tx,
+            UnsignedTx::Eip4844(TxEip4844Variant::TxEip4844(_))
+        ));
+        let legacy = TransactionRequest::from_value(&base_legacy()).unwrap();
+        assert_eq!(legacy.max_fee_per_blob_gas(), None);
+        assert!(legacy.blob_versioned_hashes().is_empty());
+    }
+
+    #[test]
+    fn blob_transactions_need_to() {
+        for base in [base4844(), base7702()] {
+            assert_eq!(
+                err(&without(base.clone(), "to")),
+                TxError::Missing { field: "to" }
+            );
+            assert_eq!(
+                err(&with(base, "to", Value::Null)),
+                TxError::Missing { field: "to" }
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_blob_fields() {
+        let ten: Vec<String> = (0..10).map(|i| versioned_hash(1, i)).collect();
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("maxFeePerBlobGas", json!(0), "maxFeePerBlobGas"),
+            (
+                "maxFeePerBlobGas",
+                json!("0x1ffffffffffffffffffffffffffffffff"),
+                "maxFeePerBlobGas",
+            ),
+            ("blobVersionedHashes", json!({}), "blobVersionedHashes"),
+            ("blobVersionedHashes", json!([]), "blobVersionedHashes"),
+            ("blobVersionedHashes", json!(ten), "blobVersionedHashes"),
+            (
+                "blobVersionedHashes",
+                json!([versioned_hash(0, 1)]),
+                "blobVersionedHashes[0]",
+            ),
+            (
+                "blobVersionedHashes",
+                json!([versioned_hash(1, 1), versioned_hash(2, 1)]),
+                "blobVersionedHashes[1]",
+            ),
+            (
+                "blobVersionedHashes",
+                json!(["0x01"]),
+                "blobVersionedHashes[0]",
+            ),
+            ("blobVersionedHashes", json!([1]), "blobVersionedHashes[0]"),
+            ("blobs", json!("0x00"), "blobs"),
+            ("blobs", json!([]), "blobs"),
+            ("blobs", json!(vec!["0x00"; 10]), "blobs"),
+            ("blobs", json!(["0x00"]), "blobs[0]"),
+            ("blobs", json!([blob_hex(b""), 7]), "blobs[1]"),
+            ("blobs", json!([blob_hex(b"")[2..]]), "blobs[0]"),
+            (
+                "blobs",
+                json!([format!("0x{}", "zz".repeat(BYTES_PER_BLOB))]),
+                "blobs[0]",
+            ),
+            (
+                "blobs",
+                json!([format!("0x{}", "00".repeat(BYTES_PER_BLOB + 1))]),
+                "blobs[0]",
+            ),
+        ];
+        for (key, bad, field) in cases {
+            let e = err(&with(base4844(), key, bad));
+            assert_eq!(e.field(), Some(field), "{key}: {e}");
+            assert!(matches!(e, TxError::Invalid { .. }), "{e:?}");
+            assert!(e.to_string().len() < 200, "{e}");
+        }
+        let e = err(&with(
+            base4844(),
+            "blobVersionedHashes",
+            json!([versioned_hash(0, 1)]),
+        ));
+        assert!(e.to_string().contains("0x01"), "{e}");
+        let e = err(&with(base4844(), "blobs", json!(["0x00"])));
+        assert!(e.to_string().contains("131072"), "{e}");
+        let e = err(&with(base4844(), "blobs", json!(vec!["0x00"; 10])));
+        assert!(e.to_string().contains("maximum of 9"), "{e}");
+    }
+
+    #[test]
+    fn blob_field_elements_must_be_canonical() {
+        // The BLS12-381 modulus itself, as the third field element.
+        let mut blob = vec![0u8; BYTES_PER_BLOB];
+        blob[64..96].copy_from_slice(BLS_MODULUS_BYTES.as_slice());
+        let v = with(
+            base4844(),
+            "blobs",
+            json!([format!("0x{}", hex::encode(&blob))]),
+        );
+        let e = err(&v);
+        assert_eq!(e.field(), Some("blobs[0]"));
+        assert!(e.to_string().contains("field element 2"), "{e}");
+        // One below the modulus is canonical (and its KZG commitment computes).
+        blob[95] -= 1;
+        let v = with(
+            without(base4844(), "blobVersionedHashes"),
+            "blobs",
+            json!([format!("0x{}", hex::encode(&blob))]),
+        );
+        assert!(TransactionRequest::from_value(&v).is_ok());
+    }
+
+    #[test]
+    fn blobs_give_hashes_and_sidecar() {
+        let blobs = json!([blob_hex(b"first blob"), blob_hex(b"second blob")]);
+        let v = with(
+            without(base4844(), "blobVersionedHashes"),
+            "blobs",
+            blobs.clone(),
+        );
+        let tx = TransactionRequest::from_value(&v).unwrap();
+        let hashes = tx.blob_versioned_hashes().to_vec();
+        assert_eq!(hashes.len(), 2);
+        let UnsignedTx::Eip4844(TxEip4844Variant::TxEip4844WithSidecar(t)) = &tx.tx else {
+            panic!("no sidecar: {:?}", tx.tx);
+        };
+        assert_eq!(t.sidecar.blobs.len(), 2);
+        // alloy's check: commitments match the hashes, and every proof verifies.
+        t.sidecar
+            .validate(&hashes, c_kzg::ethereum_kzg_settings(0))
+            .unwrap();
+        for (h, c) in hashes.iter().zip(&t.sidecar.commitments) {
+            assert_eq!(*h, alloy_eips::eip4844::kzg_to_versioned_hash(c.as_slice()));
+        }
+
+        // The same hashes given alongside: accepted, same transaction.
+        let given: Vec<String> = hashes.iter().map(|h| h.to_string()).collect();
+        let both = with(v.clone(), "blobVersionedHashes", json!(given));
+        assert_eq!(TransactionRequest::from_value(&both).unwrap(), tx);
+
+        // Other hashes, fewer, more or reordered: rejected, naming the hashes.
+        let mut wrong = given.clone();
+        wrong[1] = versioned_hash(1, 0xab);
+        let mut reordered = given.clone();
+        reordered.swap(0, 1);
+        for bad in [wrong, vec![given[0].clone()], reordered] {
+            let e = err(&with(v.clone(), "blobVersionedHashes", json!(bad)));
+            assert_eq!(e.field(), Some("blobVersionedHashes"), "{e}");
+            assert!(matches!(e, TxError::Invalid { .. }));
+        }
+        let mut three = given;
+        three.push(versioned_hash(1, 0xab));
+        let e = err(&with(v, "blobVersionedHashes", json!(three)));
+        assert!(e.to_string().contains("3 hashes for 2 blobs"), "{e}");
+    }
+
+    #[test]
+    fn parses_7702() {
+        let tx = TransactionRequest::from_value(&base7702()).unwrap();
+        assert_eq!(tx.tx_type(), 4);
+        assert_eq!(tx.nonce(), 3);
+        assert_eq!(tx.max_fee_per_blob_gas(), None);
+        let UnsignedTx::Eip7702(t) = &tx.tx else {
+            panic!("{:?}", tx.tx);
+        };
+        assert_eq!(t.authorization_list.len(), 1);
+        let auth = &t.authorization_list[0];
+        assert_eq!(auth.chain_id, U256::from(1));
+        assert_eq!(auth.nonce, 0);
+        let key = crate::PrivateKey::from_bytes(&[0x46; 32]).unwrap();
+        assert_eq!(auth.recover_authority().unwrap(), key.address());
+
+        // chainId 0 (every chain) and other keys in an entry are fine.
+        let mut v = with_auth("somethingElse", json!(1));
+        v["authorizationList"][0] = signed_auth(0, 5);
+        v["authorizationList"][0]["extra"] = json!("ignored");
+        assert!(TransactionRequest::from_value(&v).is_ok());
+    }
+
+    #[test]
+    fn authorization_list_rules() {
+        assert_eq!(
+            err(&without(
+                with(base7702(), "type", json!(4)),
+                "authorizationList"
+            )),
+            TxError::Missing {
+                field: "authorizationList"
+            }
+        );
+        let e = err(&with(base7702(), "authorizationList", json!([])));
+        assert_eq!(e.field(), Some("authorizationList"));
+        assert!(e.to_string().contains("at least one"), "{e}");
+        let e = err(&with(base7702(), "authorizationList", json!({})));
+        assert_eq!(e.field(), Some("authorizationList"));
+        let e = err(&with(base7702(), "authorizationList", json!([1])));
+        assert_eq!(e.field(), Some("authorizationList[0]"));
+
+        // n, as written out above, is 2 * (n/2) + 1 with alloy's n/2.
+        assert_eq!(SECP256K1_N, SECP256K1N_HALF * U256::from(2) + U256::from(1));
+        let auth = signed_auth(1, 0);
+        let s =
+            U256::from_str_radix(auth["s"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        let high_s = format!("{:#x}", SECP256K1_N - s);
+        let cases: Vec<(&str, Value, &str)> = vec![
+            ("chainId", json!(-1), "authorizationList[0].chainId"),
+            ("chainId", Value::Null, "authorizationList[0].chainId"),
+            ("address", json!("0x00"), "authorizationList[0].address"),
+            ("address", Value::Null, "authorizationList[0].address"),
+            (
+                "nonce",
+                json!("0xffffffffffffffff"),
+                "authorizationList[0].nonce",
+            ),
+            (
+                "nonce",
+                json!("0x10000000000000000"),
+                "authorizationList[0].nonce",
+            ),
+            ("nonce", Value::Null, "authorizationList[0].nonce"),
+            ("yParity", json!(2), "authorizationList[0].yParity"),
+            ("yParity", json!("0x1b"), "authorizationList[0].yParity"),
+            ("yParity", json!(true), "authorizationList[0].yParity"),
+            ("yParity", Value::Null, "authorizationList[0].yParity"),
+            ("r", json!("0x0"), "authorizationList[0].r"),
+            (
+                "r",
+                json!(format!("{SECP256K1_N:#x}")),
+                "authorizationList[0].r",
+            ),
+            (
+                "r",
+                json!(format!("0x1{}", "0".repeat(64))),
+                "authorizationList[0].r",
+            ),
+            ("r", Value::Null, "authorizationList[0].r"),
+            ("s", json!(0), "authorizationList[0].s"),
+            ("s", json!(high_s), "authorizationList[0].s"),
+            (
+                "s",
+                json!(format!("{:#x}", SECP256K1N_HALF + U256::from(1))),
+                "authorizationList[0].s",
+            ),
+            ("s", Value::Null, "authorizationList[0].s"),
+        ];
+        for (key, bad, field) in cases {
+            let e = err(&with_auth(key, bad.clone()));
+            assert_eq!(e.field(), Some(field), "{key} = {bad}: {e}");
+            assert!(matches!(e, TxError::Invalid { .. }), "{e:?}");
+        }
+        let e = err(&with_auth("s", json!(high_s)));
+        assert!(e.to_string().contains("low s"), "{e}");
+        // s = n/2 exactly is still low (the signature then recovers to some other address).
+        let v = with_auth("s", json!(format!("{SECP256K1N_HALF:#x}")));
+        assert!(TransactionRequest::from_value(&v).is_ok());
+    }
+
+    #[test]
+    fn authorization_v_alias() {
+        let parsed = |v: &Value| TransactionRequest::from_value(v).unwrap();
+        let canonical = parsed(&base7702());
+        let y = base7702()["authorizationList"][0]["yParity"].clone();
+
+        // `v` alone, with yParity's meaning.
+        let mut v = base7702();
+        let entry = v["authorizationList"][0].as_object_mut().unwrap();
+        entry.remove("yParity");
+        entry.insert("v".into(), y.clone());
+        assert_eq!(parsed(&v), canonical);
+        // Both, agreeing.
+        assert_eq!(parsed(&with_auth("v", y.clone())), canonical);
+        // Both, disagreeing: the alias is named.
+        let other = if y == json!("0x0") {
+            json!(1)
+        } else {
+            json!(0)
+        };
+        let e = err(&with_auth("v", other.clone()));
+        assert_eq!(e.field(), Some("authorizationList[0].v"));
+        // A legacy 27/28 `v` is not guessed into a parity.
+        let v27 = if y == json!("0x0") {
+            json!(27)
+        } else {
+            json!(28)
+        };
+        let mut v = base7702();
+        let entry = v["authorizationList"][0].as_object_mut().unwrap();
+        entry.remove("yParity");
+        entry.insert("v".into(), v27);
+        let e = err(&v);
+        assert_eq!(e.field(), Some("authorizationList[0].v"));
+        assert!(e.to_string().contains("27/28"), "{e}");
+    }
+
+    #[test]
+    fn authorization_must_recover() {
+        // An r that is not the x coordinate of any curve point: nothing recovers from it.
+        let auth = signed_auth(1, 0);
+        let hash = Authorization {
+            chain_id: U256::from(1),
+            address: address!("5fbdb2315678afecb367f032d93f642f64180aa3"),
+            nonce: 0,
+        }
+        .signature_hash();
+        let s = U256::from(1);
+        let r = (1u64..1000)
+            .map(U256::from)
+            .find(|r| {
+                Signature::new(*r, s, false)
+                    .recover_address_from_prehash(&hash)
+                    .is_err()
+            })
+            .unwrap();
+        let mut v = base7702();
+        v["authorizationList"][0] = auth;
+        v["authorizationList"][0]["r"] = json!(format!("{r:#x}"));
+        v["authorizationList"][0]["s"] = json!("0x1");
+        v["authorizationList"][0]["yParity"] = json!("0x0");
+        let e = err(&v);
+        assert_eq!(e.field(), Some("authorizationList[0]"), "{e}");
+        assert!(e.to_string().contains("recover"), "{e}");
+    }
+
+    #[test]
+    fn second_entry_is_named() {
+        let mut v = base7702();
+        v["authorizationList"] = json!([signed_auth(1, 0), signed_auth(1, 1)]);
+        assert!(TransactionRequest::from_value(&v).is_ok());
+        v["authorizationList"][1]["s"] = json!("0x0");
+        assert_eq!(err(&v).field(), Some("authorizationList[1].s"));
     }
 
     #[test]

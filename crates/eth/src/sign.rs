@@ -1,7 +1,8 @@
 //! Signing a [`TransactionRequest`] and the signed result as it is returned to clients.
 //!
-//! The transaction encodings (EIP-155 legacy RLP, EIP-2718 typed envelopes) come from
-//! alloy-consensus; only the ECDSA step is ours ([`PrivateKey::sign_hash`], libsecp256k1).
+//! The transaction encodings (EIP-155 legacy RLP, EIP-2718 typed envelopes, the EIP-4844
+//! network form with its sidecar) come from alloy-consensus; only the ECDSA step is ours
+//! ([`PrivateKey::sign_hash`], libsecp256k1).
 //! [`SignedTransaction`] is the wire shape of the REST response (DESIGN.md §4), so its serde
 //! form is part of the API and is pinned by tests.
 
@@ -30,11 +31,22 @@ use crate::{
 ///
 /// `from` is serialized EIP-55 checksummed (deserialization accepts any case). Quantities
 /// (`r`, `s`, `v`) are minimal hex without leading zeros, as in JSON-RPC.
+///
+/// A type 3 (blob) transaction whose request gave `blobs` is returned in the network form
+/// that `eth_sendRawTransaction` requires for blob transactions (EIP-4844 "networking"):
+/// `0x03 ‖ rlp([tx_payload_body, blobs, commitments, proofs])`, one KZG proof per blob, as
+/// nodes accept up to Prague (Osaka's EIP-7594 cell-proof form is not produced). Its
+/// `transaction_hash` is still the hash of the EIP-2718 encoding without the sidecar, the
+/// hash the chain knows the transaction by. Given only `blobVersionedHashes`, the plain
+/// EIP-2718 encoding is returned (what goes into a block; a node will not accept it without
+/// the blobs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedTransaction {
-    /// The EIP-2718 encoding: plain RLP for legacy transactions, `type || rlp` otherwise.
+    /// The raw transaction: plain RLP for legacy transactions, `type ‖ rlp` otherwise, and
+    /// the network form with the sidecar for a blob transaction given its blobs.
     pub raw_transaction: Bytes,
-    /// keccak256 of `raw_transaction`.
+    /// The transaction hash: keccak256 of the EIP-2718 encoding, which is `raw_transaction`
+    /// except for a blob transaction in network form (then the sidecar is left out).
     pub transaction_hash: B256,
     /// The signer's address.
     #[serde(with = "crate::checksummed")]
@@ -105,6 +117,15 @@ pub fn sign_transaction(
             (raw, hash, SignatureParts::new(&sig, None))
         }
         UnsignedTx::Eip1559(t) => {
+            let (raw, hash, sig) = sign_one(key, t.clone());
+            (raw, hash, SignatureParts::new(&sig, None))
+        }
+        UnsignedTx::Eip4844(t) => {
+            // With a sidecar, alloy encodes the network form and hashes without it.
+            let (raw, hash, sig) = sign_one(key, t.clone());
+            (raw, hash, SignatureParts::new(&sig, None))
+        }
+        UnsignedTx::Eip7702(t) => {
             let (raw, hash, sig) = sign_one(key, t.clone());
             (raw, hash, SignatureParts::new(&sig, None))
         }
@@ -252,5 +273,152 @@ mod tests {
         lower["signature"]["y_parity"] = json!(false);
         let back: SignedTransaction = serde_json::from_value(lower).unwrap();
         assert_eq!(back, signed);
+    }
+
+    const HARDHAT0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+    fn blob_request(blobs: bool) -> serde_json::Value {
+        let mut v = json!({
+            "chainId": 31337, "nonce": 1, "gas": 21000,
+            "maxFeePerGas": "0x77359400", "maxPriorityFeePerGas": "0x3b9aca00",
+            "maxFeePerBlobGas": "0x3b9aca00",
+            "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        });
+        if blobs {
+            v["blobs"] = json!([crate::request::tests::blob_hex(b"nitro-wallet")]);
+        } else {
+            v["blobVersionedHashes"] =
+                json!(["0x01b0a4cdd5f55589f5c5b4d46c76704bb6ce95c0a8c09f77f197a57808dded28"]);
+        }
+        v
+    }
+
+    /// With blobs: alloy decodes our bytes as the EIP-4844 network form (one proof per blob,
+    /// not EIP-7594 cells), the proofs verify, the signer recovers, and the hash is that of
+    /// the encoding without the sidecar.
+    #[test]
+    fn blob_transaction_network_form() {
+        use alloy_consensus::{EthereumTxEnvelope, TxEip4844WithSidecar};
+        use alloy_eips::{eip2718::Decodable2718, eip7594::BlobTransactionSidecarVariant};
+
+        let key = PrivateKey::from_hex(HARDHAT0).unwrap();
+        let tx = TransactionRequest::from_value(&blob_request(true)).unwrap();
+        let signed = sign_transaction(&key, &tx).unwrap();
+        assert_eq!(signed.raw_transaction.first(), Some(&3));
+        assert!(signed.raw_transaction.len() > 131_072);
+
+        let mut buf = signed.raw_transaction.as_ref();
+        let decoded =
+            EthereumTxEnvelope::<TxEip4844WithSidecar<BlobTransactionSidecarVariant>>::decode_2718(
+                &mut buf,
+            )
+            .unwrap();
+        assert!(buf.is_empty());
+        let EthereumTxEnvelope::Eip4844(decoded) = decoded else {
+            panic!("not a blob transaction");
+        };
+        let BlobTransactionSidecarVariant::Eip4844(sidecar) = &decoded.tx().sidecar else {
+            panic!("EIP-7594 sidecar");
+        };
+        sidecar
+            .validate(
+                &decoded.tx().tx.blob_versioned_hashes,
+                c_kzg::ethereum_kzg_settings(0),
+            )
+            .unwrap();
+        assert_eq!(
+            decoded.tx().tx.blob_versioned_hashes,
+            tx.blob_versioned_hashes()
+        );
+        assert_eq!(*decoded.hash(), signed.transaction_hash);
+        assert_eq!(
+            decoded
+                .signature()
+                .recover_address_from_prehash(&decoded.tx().signature_hash())
+                .unwrap(),
+            key.address()
+        );
+
+        // The transaction hash is keccak256 of the sidecar-less EIP-2718 encoding, which is
+        // exactly what signing the same transaction given only its hashes returns.
+        let mut without = blob_request(false);
+        without["blobVersionedHashes"] = json!(tx.blob_versioned_hashes());
+        let plain = sign_transaction(&key, &TransactionRequest::from_value(&without).unwrap());
+        let plain = plain.unwrap();
+        assert_eq!(plain.transaction_hash, signed.transaction_hash);
+        assert_eq!(
+            alloy_primitives::keccak256(&plain.raw_transaction),
+            signed.transaction_hash
+        );
+        assert_ne!(
+            alloy_primitives::keccak256(&signed.raw_transaction),
+            signed.transaction_hash
+        );
+        assert_eq!(plain.signature, signed.signature);
+    }
+
+    /// Without blobs, and for type 4: the plain EIP-2718 encoding that alloy's `TxEnvelope`
+    /// decodes to the same transaction, signed by the key.
+    #[test]
+    fn typed_round_trip() {
+        use alloy_consensus::{SignableTransaction, TxEnvelope};
+        use alloy_eips::eip2718::Decodable2718;
+
+        let key = PrivateKey::from_hex(HARDHAT0).unwrap();
+        let auth_key = eip155_key();
+        let auth = crate::sign_authorization(
+            &auth_key,
+            &crate::AuthorizationRequest::from_value(&json!({
+                "chainId": 31337, "nonce": 0,
+                "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            }))
+            .unwrap(),
+        );
+        let set_code = json!({
+            "chainId": 31337, "nonce": 2, "gas": 100000,
+            "maxFeePerGas": 2000000000u64, "maxPriorityFeePerGas": 1000000000u64,
+            "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "data": "0xdeadbeef",
+            "authorizationList": [auth],
+        });
+        for (v, ty) in [(blob_request(false), 3u8), (set_code, 4)] {
+            let tx = TransactionRequest::from_value(&v).unwrap();
+            let signed = sign_transaction(&key, &tx).unwrap();
+            assert_eq!(signed.raw_transaction.first(), Some(&ty));
+            assert_eq!(
+                signed.transaction_hash,
+                alloy_primitives::keccak256(&signed.raw_transaction)
+            );
+            let mut buf = signed.raw_transaction.as_ref();
+            let envelope = TxEnvelope::decode_2718(&mut buf).unwrap();
+            assert!(buf.is_empty());
+            assert_eq!(*envelope.tx_hash(), signed.transaction_hash);
+            let (hash, sig) = match &envelope {
+                TxEnvelope::Eip4844(s) => {
+                    assert_eq!(
+                        alloy_consensus::TypedTransaction::Eip4844(s.tx().clone()),
+                        tx.to_typed()
+                    );
+                    (s.tx().signature_hash(), *s.signature())
+                }
+                TxEnvelope::Eip7702(s) => {
+                    assert_eq!(
+                        alloy_consensus::TypedTransaction::Eip7702(s.tx().clone()),
+                        tx.to_typed()
+                    );
+                    assert_eq!(
+                        s.tx().authorization_list[0].recover_authority().unwrap(),
+                        auth_key.address()
+                    );
+                    (s.tx().signature_hash(), *s.signature())
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(hash, tx.signature_hash());
+            assert_eq!(
+                sig.recover_address_from_prehash(&hash).unwrap(),
+                key.address()
+            );
+            assert_eq!(signed.signature.v, U256::from(u8::from(sig.v())));
+        }
     }
 }

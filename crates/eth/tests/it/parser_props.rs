@@ -5,7 +5,7 @@ use nitro_wallet_eth::{sign_transaction, PrivateKey, TransactionRequest, TxError
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 26] = [
     "type",
     "chainId",
     "nonce",
@@ -22,6 +22,14 @@ const KEYS: [&str; 18] = [
     "accessList",
     "authorizationList",
     "maxFeePerBlobGas",
+    "blobVersionedHashes",
+    "blobs",
+    "sidecar",
+    "address",
+    "yParity",
+    "v",
+    "r",
+    "s",
     "hash",
     "unknown",
 ];
@@ -66,6 +74,14 @@ fn near_valid() -> impl Strategy<Value = Value> {
             json!([{"address": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
                      "storageKeys": [format!("0x{}", "11".repeat(32))]}])
         ),
+        Just(json!([format!("0x01{}", "22".repeat(31))])),
+        // A valid authorization (anvil account 1's, from `cast wallet sign-auth`).
+        Just(json!([{
+            "chainId": "0x7a69", "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            "nonce": "0x0", "yParity": "0x0",
+            "r": "0xa17b68dcbf7db8bafb45cbcbeb61316aa330f045e43425e1db41e6c794c2e64",
+            "s": "0x1a7f46131075975b44ae67f3bc968a9bce64f257b24571d945bb9026812c114e",
+        }])),
         any_json(),
     ];
     prop::collection::btree_map(prop::sample::select(KEYS.to_vec()), value, 0..14)

@@ -3,6 +3,8 @@
 //! * The EIP-155 example (text of EIP-155).
 //! * Transactions produced by Foundry's `cast` 1.7.1 (`cast mktx`, offline, no RPC), each with
 //!   the exact command that produced it. Transaction hashes are `cast keccak <raw>`.
+//! * EIP-7702 authorizations: see `authorization.rs`'s unit tests (`cast wallet sign-auth`)
+//!   and, computed by `cast` at test time, `node.rs`.
 
 use alloy_primitives::{address, b256, hex, keccak256, U256};
 use nitro_wallet_eth::{sign_transaction, PrivateKey, TransactionRequest};
@@ -91,6 +93,34 @@ fn vectors() -> Vec<Vector> {
             }),
             raw: &hex!("02f86b018084773594008506fc23ac008252089470997970c51812dc3a010c7d01b50e0d17dc79c80180c001a035d203f44af25573e0465733b9c4a57a0b32a6a19e132925ab1fad15d3222b0da06c8c840dc72ca8747cd56eae41699e1487381b2448f960fd0dea90e42884e149"),
             hash: keccak256(hex!("02f86b018084773594008506fc23ac008252089470997970c51812dc3a010c7d01b50e0d17dc79c80180c001a035d203f44af25573e0465733b9c4a57a0b32a6a19e132925ab1fad15d3222b0da06c8c840dc72ca8747cd56eae41699e1487381b2448f960fd0dea90e42884e149")),
+        },
+        // EIP-7702, with an authorization signed by anvil account 1
+        // (DEV1=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d; `cast wallet
+        // sign-auth --private-key $DEV1 --chain 31337 --nonce 0
+        // 0x5FbDB2315678afecb367f032d93F642f64180aa3` printed its RLP, AUTH below):
+        // cast mktx --private-key $HARDHAT0 --chain 31337 --nonce 3 --gas-limit 100000 \
+        //   --gas-price 2000000000 --priority-gas-price 1000000000 --auth $AUTH \
+        //   0x70997970C51812dc3A010C7d01b50e0d17dc79C8 0xdeadbeef
+        // AUTH=0xf85c827a69945fbdb2315678afecb367f032d93f642f64180aa38080a00a17b68dcbf7db8bafb45
+        //   cbcbeb61316aa330f045e43425e1db41e6c794c2e64a01a7f46131075975b44ae67f3bc968a9bce64f257
+        //   b24571d945bb9026812c114e
+        Vector {
+            key: HARDHAT0,
+            request: json!({
+                "chainId": "0x7a69", "nonce": "0x3", "gas": "0x186a0",
+                "maxFeePerGas": "0x77359400", "maxPriorityFeePerGas": "0x3b9aca00",
+                "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "input": "0xdeadbeef",
+                "authorizationList": [{
+                    "chainId": "0x7a69",
+                    "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                    "nonce": "0x0",
+                    "yParity": "0x0",
+                    "r": "0xa17b68dcbf7db8bafb45cbcbeb61316aa330f045e43425e1db41e6c794c2e64",
+                    "s": "0x1a7f46131075975b44ae67f3bc968a9bce64f257b24571d945bb9026812c114e",
+                }],
+            }),
+            raw: &hex!("04f8d1827a6903843b9aca008477359400830186a09470997970c51812dc3a010c7d01b50e0d17dc79c88084deadbeefc0f85ef85c827a69945fbdb2315678afecb367f032d93f642f64180aa38080a00a17b68dcbf7db8bafb45cbcbeb61316aa330f045e43425e1db41e6c794c2e64a01a7f46131075975b44ae67f3bc968a9bce64f257b24571d945bb9026812c114e01a07be6eceb8aae1738fef29b6c144e6cfbeaa2b94fc7f4ea310a7ed3328325cb1ea06e2324de0bbdcf25357212ca16fa3353ffd1566a5f4dbad63a0d5ea6f84b013c"),
+            hash: keccak256(hex!("04f8d1827a6903843b9aca008477359400830186a09470997970c51812dc3a010c7d01b50e0d17dc79c88084deadbeefc0f85ef85c827a69945fbdb2315678afecb367f032d93f642f64180aa38080a00a17b68dcbf7db8bafb45cbcbeb61316aa330f045e43425e1db41e6c794c2e64a01a7f46131075975b44ae67f3bc968a9bce64f257b24571d945bb9026812c114e01a07be6eceb8aae1738fef29b6c144e6cfbeaa2b94fc7f4ea310a7ed3328325cb1ea06e2324de0bbdcf25357212ca16fa3353ffd1566a5f4dbad63a0d5ea6f84b013c")),
         },
         // EIP-1559 contract creation (`to` absent):
         // cast mktx --private-key $HARDHAT0 --chain 5 --nonce 3 --gas-limit 200000 \
