@@ -6,6 +6,10 @@
 //! `CiphertextForRecipient` envelope, opened with the enclave's [`RecipientKey`]; a response
 //! carrying `Plaintext` instead is refused (fail closed). The same code runs against real KMS,
 //! the local [`crate::emulator`] and moto; only [`KmsConfig::endpoint`] differs.
+//!
+//! How requests travel is the one other setting: directly (the SDK's own HTTPS client), or,
+//! with [`KmsConfig::proxy`], through a byte-forwarding proxy such as AWS's vsock-proxy with
+//! TLS ending in this process (see `proxy.rs`), which is how an enclave reaches KMS.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -16,29 +20,56 @@ use aws_sdk_kms::config::timeout::TimeoutConfig;
 use aws_sdk_kms::config::{BehaviorVersion, IdentityCache, Region};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeyEncryptionMechanism, RecipientInfo};
+use nitro_wallet_protocol::Endpoint;
 use zeroize::Zeroizing;
 
 use crate::cms::RecipientKey;
 use crate::credentials::CredentialsCell;
 use crate::error::{self, KmsError};
+use crate::proxy;
 
 /// KMS encryption context: non-secret key/value pairs bound to a ciphertext. Sorted, so it has
 /// one canonical form.
 pub type EncryptionContext = BTreeMap<String, String>;
 
-/// Time allowed to open a TCP (and TLS) connection to KMS.
+/// Time allowed to open a TCP (and TLS) connection to KMS. Through a proxy, dialing the proxy
+/// and the TLS handshake are each given this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time allowed for a whole operation, retries included.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the KMS client sends its requests.
+/// Where the KMS client sends its requests, and how.
 #[derive(Debug, Clone)]
 pub struct KmsConfig {
     /// AWS region, e.g. `us-east-1`; part of the request signature even with a custom endpoint.
     pub region: String,
-    /// Endpoint override, e.g. `http://127.0.0.1:4599` for the emulator or moto, or the
-    /// vsock-proxy address; `None` uses the regional AWS endpoint.
+    /// Endpoint override, e.g. `http://127.0.0.1:4599` for the emulator or moto; `None` uses
+    /// the regional AWS endpoint, `https://kms.<region>.amazonaws.com`. Not the vsock-proxy's
+    /// address: that is [`KmsConfig::proxy`].
     pub endpoint: Option<String>,
+    /// Send every request through this byte-forwarding proxy instead of connecting to the
+    /// endpoint's host. Each connection dials the proxy, then runs TLS **in this process**
+    /// with SNI and certificate verification for the endpoint's host (Mozilla's roots, compiled
+    /// in), so the proxy sees only ciphertext and cannot pose as KMS. Only `https` endpoints
+    /// are accepted.
+    ///
+    /// In a Nitro Enclave this is `vsock://3:8000`: AWS's `vsock-proxy` on the parent instance,
+    /// forwarding to `kms.<region>.amazonaws.com:443`. The CID must be **3**, which is always
+    /// the parent instance as seen from an enclave; CID 2 (`VMADDR_CID_HOST`) is not the
+    /// parent. `tcp://` and `unix://` proxies are for tests. `None` connects directly with the
+    /// SDK's default HTTPS client.
+    pub proxy: Option<Endpoint>,
+}
+
+impl KmsConfig {
+    /// The regional AWS endpoint of `region`, connected to directly (no override, no proxy).
+    pub fn new(region: impl Into<String>) -> KmsConfig {
+        KmsConfig {
+            region: region.into(),
+            endpoint: None,
+            proxy: None,
+        }
+    }
 }
 
 /// KMS client for the enclave's key wrapping. Cheap to clone; clones share connections and the
@@ -49,6 +80,7 @@ pub struct KmsClient {
     credentials: CredentialsCell,
     region: String,
     endpoint: Option<String>,
+    proxy: Option<Endpoint>,
 }
 
 impl fmt::Debug for KmsClient {
@@ -56,6 +88,7 @@ impl fmt::Debug for KmsClient {
         f.debug_struct("KmsClient")
             .field("region", &self.region)
             .field("endpoint", &self.endpoint)
+            .field("proxy", &self.proxy)
             .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
@@ -67,7 +100,43 @@ impl KmsClient {
     /// Timeouts: 3 s to connect, 10 s per operation including the SDK's standard retries
     /// (3 attempts, exponential backoff with jitter). Credentials are not cached by the SDK, so
     /// [`CredentialsCell::set`] takes effect on the next request.
+    ///
+    /// With [`KmsConfig::proxy`], TLS trusts Mozilla's roots and nothing else; connections
+    /// are pooled and reused.
     pub fn new(config: &KmsConfig, credentials: CredentialsCell) -> KmsClient {
+        let http_client = config
+            .proxy
+            .clone()
+            .map(|endpoint| proxy::http_client(endpoint, CONNECT_TIMEOUT, proxy::tls_config(&[])));
+        KmsClient::build(config, credentials, http_client)
+    }
+
+    /// As [`KmsClient::new`] through [`KmsConfig::proxy`], trusting `extra_roots` (DER X.509
+    /// certificates) beside Mozilla's roots: for tests, or a private CA in front of KMS. This
+    /// adds trust anchors; certificate and host name verification stay on.
+    ///
+    /// # Errors
+    /// [`KmsError::Other`] when `config` has no proxy (the roots would go unused) or a root is
+    /// not a usable certificate.
+    pub fn with_extra_roots(
+        config: &KmsConfig,
+        credentials: CredentialsCell,
+        extra_roots: &[Vec<u8>],
+    ) -> Result<KmsClient, KmsError> {
+        let endpoint = config.proxy.clone().ok_or_else(|| {
+            KmsError::Other("extra TLS roots apply only with a KMS proxy".to_owned())
+        })?;
+        let tls =
+            proxy::tls_config(extra_roots).map_err(|err| KmsError::Other(error::chain(&err)))?;
+        let http_client = proxy::http_client(endpoint, CONNECT_TIMEOUT, Ok(tls));
+        Ok(KmsClient::build(config, credentials, Some(http_client)))
+    }
+
+    fn build(
+        config: &KmsConfig,
+        credentials: CredentialsCell,
+        http_client: Option<aws_sdk_kms::config::SharedHttpClient>,
+    ) -> KmsClient {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .operation_timeout(OPERATION_TIMEOUT)
@@ -82,11 +151,15 @@ impl KmsClient {
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint.clone());
         }
+        if let Some(http_client) = http_client {
+            builder = builder.http_client(http_client);
+        }
         KmsClient {
             inner: aws_sdk_kms::Client::from_conf(builder.build()),
             credentials,
             region: config.region.clone(),
             endpoint: config.endpoint.clone(),
+            proxy: config.proxy.clone(),
         }
     }
 
@@ -124,15 +197,16 @@ impl KmsClient {
             .ok_or_else(|| KmsError::Other("Encrypt response without CiphertextBlob".to_owned()))
     }
 
-    /// Decrypts a blob made by [`KmsClient::encrypt`]. `key_id` is sent along, so a blob of any
-    /// other key is refused rather than opened.
+    /// Decrypts a blob made by [`KmsClient::encrypt`]. A `key_id` is sent along, so a blob of
+    /// any other key is refused rather than opened; `None` lets KMS take the key from the blob
+    /// (only for ciphertexts of unknown origin, such as the reference sample's).
     ///
     /// # Errors
     /// [`KmsError::InvalidCiphertext`] when the blob was tampered with, belongs to another key
     /// or was bound to another encryption context; the others as for [`KmsClient::encrypt`].
     pub async fn decrypt(
         &self,
-        key_id: &str,
+        key_id: Option<&str>,
         ciphertext: &[u8],
         context: &EncryptionContext,
     ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
@@ -140,7 +214,7 @@ impl KmsClient {
         let output = self
             .inner
             .decrypt()
-            .key_id(key_id)
+            .set_key_id(key_id.map(str::to_owned))
             .ciphertext_blob(Blob::new(ciphertext))
             .set_encryption_context(sdk_context(context))
             .send()
@@ -167,7 +241,7 @@ impl KmsClient {
     /// (one generic message); the others as for [`KmsClient::decrypt`].
     pub async fn decrypt_for_recipient(
         &self,
-        key_id: &str,
+        key_id: Option<&str>,
         ciphertext: &[u8],
         context: &EncryptionContext,
         recipient: &RecipientKey,
@@ -177,7 +251,7 @@ impl KmsClient {
         let output = self
             .inner
             .decrypt()
-            .key_id(key_id)
+            .set_key_id(key_id.map(str::to_owned))
             .ciphertext_blob(Blob::new(ciphertext))
             .set_encryption_context(sdk_context(context))
             .recipient(recipient_info(attestation_document))
@@ -329,6 +403,7 @@ mod tests {
         let config = KmsConfig {
             region: "us-east-1".to_owned(),
             endpoint: Some("http://127.0.0.1:9".to_owned()),
+            proxy: None,
         };
         let client = KmsClient::new(&config, CredentialsCell::new());
         let err = client
@@ -349,12 +424,16 @@ mod tests {
         cell.set(aws_credential_types::Credentials::from_keys(
             "AKIDX", "s3cr3t", None,
         ));
-        let config = KmsConfig {
-            region: "eu-west-1".to_owned(),
-            endpoint: None,
-        };
-        let printed = format!("{:?}", KmsClient::new(&config, cell));
+        let mut config = KmsConfig::new("eu-west-1");
+        let printed = format!("{:?}", KmsClient::new(&config, cell.clone()));
         assert!(printed.contains("eu-west-1"));
+        assert!(!printed.contains("s3cr3t") && !printed.contains("AKIDX"));
+        config.proxy = Some(Endpoint::Vsock { cid: 3, port: 8000 });
+        let printed = format!("{:?}", KmsClient::new(&config, cell));
+        assert!(
+            printed.contains("Vsock { cid: 3, port: 8000 }"),
+            "{printed}"
+        );
         assert!(!printed.contains("s3cr3t") && !printed.contains("AKIDX"));
     }
 

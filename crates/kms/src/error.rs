@@ -158,7 +158,7 @@ fn has_credentials_error(err: &(dyn StdError + 'static)) -> bool {
 
 /// The error and its sources joined by ": " (SDK errors say little in `Display` alone).
 /// These come from the SDK and the network stack and hold no request bodies or credentials.
-fn chain(err: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
     let mut out = err.to_string();
     let mut next = err.source();
     while let Some(e) = next {

@@ -18,6 +18,17 @@
 //!   ([`emulator::AttestationPolicy`]: trust anchor, `ImageSha384` / `PCR<n>` conditions) the
 //!   way a KMS key policy does.
 //!
+//! # Production routing
+//!
+//! A Nitro Enclave has no network. In production [`KmsConfig::proxy`] is `vsock://3:8000`: every
+//! connection of the SDK dials AWS's `vsock-proxy` on the parent instance (CID 3), which
+//! forwards raw bytes to `kms.<region>.amazonaws.com:443`. TLS runs inside the enclave, with SNI
+//! and certificate verification for `kms.<region>.amazonaws.com` against Mozilla's roots
+//! compiled into the image (an enclave has no system trust store), so the parent, untrusted for
+//! confidentiality, relays only ciphertext and cannot stand in for KMS. Connections are pooled
+//! (HTTP/1.1), dialing and the handshake are each bounded by the connect timeout, and a
+//! certificate failure surfaces as [`KmsError::Unavailable`] naming TLS verification.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), nitro_wallet_kms::KmsError> {
 //! use aws_credential_types::Credentials;
@@ -25,11 +36,13 @@
 //!
 //! let credentials = CredentialsCell::new();
 //! credentials.set(Credentials::from_keys("AKIDEXAMPLE", "secret", None));
-//! let config = KmsConfig { region: "us-east-1".into(), endpoint: None };
+//! let mut config = KmsConfig::new("us-east-1");
+//! // In an enclave: through the parent's vsock-proxy, TLS verified here.
+//! config.proxy = Some("vsock://3:8000".parse().expect("endpoint"));
 //! let kms = KmsClient::new(&config, credentials);
 //! let context = EncryptionContext::from([("address".to_owned(), "0xabc".to_owned())]);
 //! let blob = kms.encrypt("alias/nitro-wallet", b"secret key", &context).await?;
-//! let plain = kms.decrypt("alias/nitro-wallet", &blob, &context).await?;
+//! let plain = kms.decrypt(Some("alias/nitro-wallet"), &blob, &context).await?;
 //! assert_eq!(&plain[..], b"secret key");
 //! # Ok(()) }
 //! ```
@@ -39,6 +52,7 @@ pub mod cms;
 mod credentials;
 pub mod emulator;
 mod error;
+mod proxy;
 
 pub use client::{EncryptionContext, KmsClient, KmsConfig};
 pub use credentials::CredentialsCell;

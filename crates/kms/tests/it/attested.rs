@@ -170,7 +170,7 @@ async fn attested_decrypt_and_random_round_trip() {
     for key in [DEFAULT_ALIAS, f.live.emulator.key_id(), arn.as_str()] {
         let plain = f
             .kms
-            .decrypt_for_recipient(key, &blob, &context, &recipient, &doc)
+            .decrypt_for_recipient(Some(key), &blob, &context, &recipient, &doc)
             .await
             .expect("attested decrypt");
         assert_eq!(&plain[..], SECRET);
@@ -178,7 +178,7 @@ async fn attested_decrypt_and_random_round_trip() {
     // The context still binds: a wrong one fails as without Recipient.
     let err = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &ctx(&[]), &recipient, &doc)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &ctx(&[]), &recipient, &doc)
         .await
         .expect_err("wrong context");
     assert!(matches!(err, KmsError::InvalidCiphertext), "{err:?}");
@@ -204,7 +204,7 @@ async fn require_attestation_denies_plain_calls() {
     let blob = f.wrapped_secret(&context).await;
     let err = f
         .kms
-        .decrypt(DEFAULT_ALIAS, &blob, &context)
+        .decrypt(Some(DEFAULT_ALIAS), &blob, &context)
         .await
         .expect_err("plain decrypt");
     assert_policy_denied(&err, "requires a Recipient");
@@ -218,7 +218,7 @@ async fn require_attestation_denies_plain_calls() {
     f.live.emulator.set_policy(policy).expect("set policy");
     let plain = f
         .kms
-        .decrypt(DEFAULT_ALIAS, &blob, &context)
+        .decrypt(Some(DEFAULT_ALIAS), &blob, &context)
         .await
         .expect("plain decrypt allowed");
     assert_eq!(&plain[..], SECRET);
@@ -240,7 +240,7 @@ async fn rebuilt_enclave_is_refused_until_the_policy_names_it() {
 
     let err = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &recipient, &doc)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &recipient, &doc)
         .await
         .expect_err("new PCR0 refused");
     assert_policy_denied(&err, "PCR0 mismatch");
@@ -266,14 +266,14 @@ async fn rebuilt_enclave_is_refused_until_the_policy_names_it() {
         .expect("set policy");
     let plain = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &recipient, &doc)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &recipient, &doc)
         .await
         .expect("new PCR0 accepted");
     assert_eq!(&plain[..], SECRET);
     let old_doc = document(&f.nsm, &recipient);
     let err = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &recipient, &old_doc)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &recipient, &old_doc)
         .await
         .expect_err("old PCR0 refused now");
     assert_policy_denied(&err, "PCR0 mismatch");
@@ -285,13 +285,13 @@ async fn rebuilt_enclave_is_refused_until_the_policy_names_it() {
     f.live.emulator.set_policy(policy).expect("set policy");
     let plain = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &recipient, &old_doc)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &recipient, &old_doc)
         .await
         .expect("old PCR0 accepted again");
     assert_eq!(&plain[..], SECRET);
     let err = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &recipient, &doc)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &recipient, &doc)
         .await
         .expect_err("PCR0 condition");
     assert_policy_denied(&err, "kms:RecipientAttestation:PCR0");
@@ -302,7 +302,7 @@ async fn rebuilt_enclave_is_refused_until_the_policy_names_it() {
     f.live.emulator.set_policy(policy).expect("set policy");
     let err = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &recipient, &old_doc)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &recipient, &old_doc)
         .await
         .expect_err("PCR8 condition");
     assert_policy_denied(&err, "PCR8 mismatch");
@@ -317,7 +317,7 @@ async fn untrusted_expired_and_debug_documents_are_refused() {
     let decrypt = |doc: Vec<u8>| {
         let (kms, blob, context, recipient) = (&f.kms, &blob, &context, &recipient);
         async move {
-            kms.decrypt_for_recipient(DEFAULT_ALIAS, blob, context, recipient, &doc)
+            kms.decrypt_for_recipient(Some(DEFAULT_ALIAS), blob, context, recipient, &doc)
                 .await
                 .expect_err("refused")
         }
@@ -385,7 +385,7 @@ async fn malformed_recipients_are_validation_errors() {
     let bare = f.nsm.attestation(None, None, None).expect("document");
     let err = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &recipient, &bare)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &recipient, &bare)
         .await
         .expect_err("no public key");
     assert!(
@@ -400,7 +400,7 @@ async fn malformed_recipients_are_validation_errors() {
         .expect("document");
     let err = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &recipient, &odd)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &recipient, &odd)
         .await
         .expect_err("unusable public key");
     assert!(
@@ -412,7 +412,7 @@ async fn malformed_recipients_are_validation_errors() {
     let huge = vec![0xa5u8; 16 * 1024 + 1];
     let err = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &recipient, &huge)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &recipient, &huge)
         .await
         .expect_err("oversized document");
     assert!(
@@ -433,7 +433,7 @@ async fn document_for_another_key_fails_cleanly() {
     let doc = document(&f.nsm, &theirs);
     let err = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &ours, &doc)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &ours, &doc)
         .await
         .expect_err("envelope for another key");
     assert!(matches!(err, KmsError::Attestation(_)), "{err:?}");
@@ -447,7 +447,7 @@ async fn document_for_another_key_fails_cleanly() {
     // The key the document binds does open it.
     let plain = f
         .kms
-        .decrypt_for_recipient(DEFAULT_ALIAS, &blob, &context, &theirs, &doc)
+        .decrypt_for_recipient(Some(DEFAULT_ALIAS), &blob, &context, &theirs, &doc)
         .await
         .expect("the bound key opens it");
     assert_eq!(&plain[..], SECRET);
@@ -650,14 +650,14 @@ async fn plaintext_response_to_recipient_fails_closed() {
         // The plain call takes the stub's word (that is the non-attested path) …
         if i == 0 {
             let plain = kms
-                .decrypt("alias/x", b"blob", &ctx(&[]))
+                .decrypt(Some("alias/x"), b"blob", &ctx(&[]))
                 .await
                 .expect("plain decrypt");
             assert_eq!(&plain[..], SECRET);
         }
         // … the attested ones never do.
         let err = kms
-            .decrypt_for_recipient("alias/x", b"blob", &ctx(&[]), &recipient, doc)
+            .decrypt_for_recipient(Some("alias/x"), b"blob", &ctx(&[]), &recipient, doc)
             .await
             .expect_err("attested decrypt must fail closed");
         assert!(matches!(err, KmsError::Attestation(_)), "{i}: {err:?}");

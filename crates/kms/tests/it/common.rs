@@ -87,6 +87,7 @@ pub(crate) fn client_for(
     let config = KmsConfig {
         region: region.to_owned(),
         endpoint: Some(endpoint.to_owned()),
+        proxy: None,
     };
     KmsClient::new(&config, cell)
 }

@@ -31,7 +31,10 @@ async fn round_trip_by_id_arn_and_alias() {
             server.key_arn.as_str(),
             DEFAULT_ALIAS,
         ] {
-            let plain = kms.decrypt(by, &blob, &context).await.expect("decrypt");
+            let plain = kms
+                .decrypt(Some(by), &blob, &context)
+                .await
+                .expect("decrypt");
             assert_eq!(&plain[..], SECRET);
         }
     }
@@ -41,7 +44,7 @@ async fn round_trip_by_id_arn_and_alias() {
         .await
         .expect("encrypt");
     assert_eq!(
-        &kms.decrypt(DEFAULT_ALIAS, &blob, &ctx(&[]))
+        &kms.decrypt(Some(DEFAULT_ALIAS), &blob, &ctx(&[]))
             .await
             .expect("decrypt")[..],
         b"x"
@@ -66,7 +69,7 @@ async fn context_must_match_exactly() {
         ctx(&[("a", "bc"), ("extra", "1")]),
     ] {
         let err = kms
-            .decrypt(&server.key_id, &blob, &wrong)
+            .decrypt(Some(server.key_id.as_str()), &blob, &wrong)
             .await
             .expect_err("wrong context");
         assert!(
@@ -81,7 +84,7 @@ async fn context_must_match_exactly() {
         .await
         .expect("encrypt");
     let err = kms
-        .decrypt(&server.key_id, &bare, &context)
+        .decrypt(Some(server.key_id.as_str()), &bare, &context)
         .await
         .expect_err("extra context");
     assert!(matches!(err, KmsError::InvalidCiphertext), "{err:?}");
@@ -101,7 +104,7 @@ async fn tampered_or_foreign_blobs_are_refused() {
         let mut bad = blob.clone();
         bad[index] ^= 0x80;
         let err = kms
-            .decrypt(&server.key_id, &bad, &context)
+            .decrypt(Some(server.key_id.as_str()), &bad, &context)
             .await
             .expect_err("tampered");
         assert!(
@@ -110,12 +113,16 @@ async fn tampered_or_foreign_blobs_are_refused() {
         );
     }
     let err = kms
-        .decrypt(&server.key_id, &blob[..blob.len() - 1], &context)
+        .decrypt(
+            Some(server.key_id.as_str()),
+            &blob[..blob.len() - 1],
+            &context,
+        )
         .await
         .expect_err("cut");
     assert!(matches!(err, KmsError::InvalidCiphertext), "{err:?}");
     let err = kms
-        .decrypt(&server.key_id, b"not a blob at all", &context)
+        .decrypt(Some(server.key_id.as_str()), b"not a blob at all", &context)
         .await
         .expect_err("junk");
     assert!(matches!(err, KmsError::InvalidCiphertext), "{err:?}");
@@ -137,17 +144,19 @@ async fn other_key_and_unknown_key() {
         .await
         .expect("encrypt");
     assert_eq!(
-        &kms.decrypt(&other, &blob, &context).await.expect("decrypt")[..],
+        &kms.decrypt(Some(other.as_str()), &blob, &context)
+            .await
+            .expect("decrypt")[..],
         SECRET
     );
     // The default key must not open the other key's blob (IncorrectKeyException).
     let err = kms
-        .decrypt(&server.key_id, &blob, &context)
+        .decrypt(Some(server.key_id.as_str()), &blob, &context)
         .await
         .expect_err("other key");
     assert!(matches!(err, KmsError::InvalidCiphertext), "{err:?}");
     let err = kms
-        .decrypt(DEFAULT_ALIAS, &blob, &context)
+        .decrypt(Some(DEFAULT_ALIAS), &blob, &context)
         .await
         .expect_err("other key");
     assert!(matches!(err, KmsError::InvalidCiphertext), "{err:?}");
@@ -166,7 +175,7 @@ async fn other_key_and_unknown_key() {
         assert!(matches!(err, KmsError::NotFound), "{key}: {err:?}");
         assert_eq!(err.code(), "kms_key_not_found");
         let err = kms
-            .decrypt(&key, &blob, &context)
+            .decrypt(Some(key.as_str()), &blob, &context)
             .await
             .expect_err("unknown key");
         assert!(matches!(err, KmsError::NotFound), "{key}: {err:?}");
@@ -191,7 +200,7 @@ async fn state_survives_reopen() {
     assert_eq!(second.key_arn, key_arn);
     let plain = second
         .client()
-        .decrypt(&key_arn, &blob, &context)
+        .decrypt(Some(key_arn.as_str()), &blob, &context)
         .await
         .expect("decrypt");
     assert_eq!(&plain[..], SECRET);
@@ -202,7 +211,7 @@ async fn state_survives_reopen() {
     assert_ne!(third.key_id, key_id);
     let err = third
         .client()
-        .decrypt(DEFAULT_ALIAS, &blob, &context)
+        .decrypt(Some(DEFAULT_ALIAS), &blob, &context)
         .await
         .expect_err("foreign");
     assert!(matches!(err, KmsError::InvalidCiphertext), "{err:?}");
@@ -220,7 +229,7 @@ async fn no_credentials_is_denied_and_refresh_works() {
     assert!(matches!(err, KmsError::Denied(_)), "{err:?}");
     assert_eq!(err.code(), "kms_denied");
     let err = kms
-        .decrypt(DEFAULT_ALIAS, b"x", &ctx(&[]))
+        .decrypt(Some(DEFAULT_ALIAS), b"x", &ctx(&[]))
         .await
         .expect_err("no credentials");
     assert!(matches!(err, KmsError::Denied(_)), "{err:?}");
@@ -232,12 +241,12 @@ async fn no_credentials_is_denied_and_refresh_works() {
         .expect("encrypt");
     kms.credentials().clear();
     let err = kms
-        .decrypt(DEFAULT_ALIAS, &blob, &ctx(&[]))
+        .decrypt(Some(DEFAULT_ALIAS), &blob, &ctx(&[]))
         .await
         .expect_err("cleared");
     assert!(matches!(err, KmsError::Denied(_)), "{err:?}");
     kms.credentials().set(test_credentials());
-    kms.decrypt(DEFAULT_ALIAS, &blob, &ctx(&[]))
+    kms.decrypt(Some(DEFAULT_ALIAS), &blob, &ctx(&[]))
         .await
         .expect("decrypt after refresh");
 }
@@ -305,7 +314,7 @@ async fn concurrent_requests() {
             let blob = kms
                 .encrypt(DEFAULT_ALIAS, secret.as_bytes(), &context)
                 .await?;
-            let plain = kms.decrypt(DEFAULT_ALIAS, &blob, &context).await?;
+            let plain = kms.decrypt(Some(DEFAULT_ALIAS), &blob, &context).await?;
             assert_eq!(&plain[..], secret.as_bytes());
             Ok::<_, KmsError>(())
         }));

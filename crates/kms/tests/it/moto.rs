@@ -36,16 +36,19 @@ async fn against_moto() {
     let secret = b"a secp256k1 key would go here!!!";
     for key in [&key_id, &key_arn] {
         let blob = kms.encrypt(key, secret, &context).await.expect("encrypt");
-        let plain = kms.decrypt(key, &blob, &context).await.expect("decrypt");
+        let plain = kms
+            .decrypt(Some(key), &blob, &context)
+            .await
+            .expect("decrypt");
         assert_eq!(&plain[..], secret);
 
         let err = kms
-            .decrypt(key, &blob, &ctx(&[("address", "0x0")]))
+            .decrypt(Some(key), &blob, &ctx(&[("address", "0x0")]))
             .await
             .expect_err("context");
         assert!(matches!(err, KmsError::InvalidCiphertext), "{err:?}");
         let err = kms
-            .decrypt(key, &blob, &ctx(&[]))
+            .decrypt(Some(key), &blob, &ctx(&[]))
             .await
             .expect_err("missing context");
         assert!(matches!(err, KmsError::InvalidCiphertext), "{err:?}");
@@ -62,7 +65,7 @@ async fn against_moto() {
         .expect("encrypt");
     // Real KMS says IncorrectKeyException (InvalidCiphertext), moto AccessDeniedException.
     let err = kms
-        .decrypt(&other_id, &blob, &context)
+        .decrypt(Some(other_id.as_str()), &blob, &context)
         .await
         .expect_err("other key id");
     assert!(
