@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "tools: anvil and cast (npm @foundry-rs), moto (pip)"
+step "tools: anvil and cast (npm @foundry-rs), moto and eth-account (pip)"
 if [ ! -x .tools/node_modules/.bin/anvil ] || [ ! -x .tools/node_modules/.bin/cast ]; then
   mkdir -p .tools
   npm install --prefix .tools --no-audit --no-fund --no-save \
@@ -19,6 +19,10 @@ if ! command -v moto_server >/dev/null 2>&1; then
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
 command -v moto_server
+# eth-account signs the reference transactions of the AWS-sample compatibility test.
+if ! python3 -c 'import eth_account' >/dev/null 2>&1; then
+  python3 -m pip install --quiet "eth-account>=0.13,<0.14"
+fi
 export PATH="$PWD/.tools/node_modules/.bin:$PATH"
 
 step "cargo fmt --check"

@@ -64,12 +64,14 @@ fn setup() -> Result<Fixture, Box<dyn std::error::Error>> {
             kms: KmsConfig {
                 region: nitro_wallet_kms::emulator::DEFAULT_REGION.to_owned(),
                 endpoint: Some(url),
+                proxy: None,
             },
             max_cached_keys: 16,
             nsm: std::sync::Arc::new(nitro_wallet_attestation::DevNsm::new(
                 nitro_wallet_attestation::DevCa::generate()?,
                 [0x11; 48],
             )?),
+            unattested_kms: false,
         })?;
         enclave
             .handle(Request::SetCredentials(Credentials {

@@ -27,6 +27,11 @@ pub struct EnclaveArgs {
     /// KMS endpoint URL; unset means the regional AWS endpoint.
     #[arg(long, env = "NITRO_WALLET_KMS_ENDPOINT")]
     pub kms_endpoint: Option<String>,
+    /// Byte-forwarding proxy every KMS connection is dialled through, TLS to KMS ending in
+    /// this process: vsock://3:8000 (AWS's vsock-proxy on the parent) in an enclave. Unset
+    /// means direct TCP connections.
+    #[arg(long, env = "NITRO_WALLET_KMS_PROXY")]
+    pub kms_proxy: Option<Endpoint>,
     /// Most plaintext keys held in memory at once.
     #[arg(long, default_value_t = 10_000)]
     pub max_cached_keys: usize,
@@ -38,6 +43,11 @@ pub struct EnclaveArgs {
     /// the enclave uses /dev/nsm and refuses to start where there is none.
     #[arg(long, env = "NITRO_WALLET_DEV_NSM_DIR")]
     pub dev_nsm_dir: Option<std::path::PathBuf>,
+    /// INSECURE, with --dev-nsm-dir only: accept KMS Decrypt responses that carry the
+    /// plaintext instead of an envelope to the attested key, as AWS API emulators without
+    /// attestation (moto) answer. Refused at start-up in any other configuration.
+    #[arg(long, env = "NITRO_WALLET_INSECURE_UNATTESTED_KMS")]
+    pub insecure_unattested_kms: bool,
 }
 
 /// The NSM: the real device, or the dev simulator when asked for explicitly.
@@ -80,6 +90,13 @@ pub fn run(args: EnclaveArgs) -> ExitCode {
 }
 
 async fn serve(args: EnclaveArgs) -> ExitCode {
+    if args.insecure_unattested_kms && args.dev_nsm_dir.is_none() {
+        tracing::error!(
+            "--insecure-unattested-kms is a dev-only setting and needs --dev-nsm-dir; a \
+             production enclave accepts only attested KMS responses"
+        );
+        return ExitCode::FAILURE;
+    }
     let nsm = match open_nsm(args.dev_nsm_dir.as_deref()) {
         Ok(n) => n,
         Err(e) => {
@@ -91,9 +108,11 @@ async fn serve(args: EnclaveArgs) -> ExitCode {
         kms: KmsConfig {
             region: args.kms_region,
             endpoint: args.kms_endpoint,
+            proxy: args.kms_proxy,
         },
         max_cached_keys: args.max_cached_keys,
         nsm,
+        unattested_kms: args.insecure_unattested_kms,
     };
     let enclave = match Enclave::new(&config) {
         Ok(e) => e,

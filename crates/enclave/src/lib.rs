@@ -31,6 +31,10 @@ pub struct EnclaveConfig {
     pub max_cached_keys: usize,
     /// The Nitro Secure Module (the dev NSM outside an enclave): attestation and entropy.
     pub nsm: Arc<dyn Nsm>,
+    /// INSECURE, dev and tests only: unwrap keys with a plain KMS `Decrypt` whose response
+    /// carries the plaintext, as KMS emulators without attestation support (moto) answer.
+    /// [`Enclave::new`] refuses it with the real NSM.
+    pub unattested_kms: bool,
 }
 
 impl std::fmt::Debug for EnclaveConfig {
@@ -39,6 +43,7 @@ impl std::fmt::Debug for EnclaveConfig {
             .field("kms", &self.kms)
             .field("max_cached_keys", &self.max_cached_keys)
             .field("dev_nsm", &self.nsm.is_dev())
+            .field("unattested_kms", &self.unattested_kms)
             .finish()
     }
 }
@@ -53,6 +58,12 @@ pub enum StartError {
     /// The KMS recipient key pair could not be made.
     #[error("recipient key: {0}")]
     Recipient(#[from] nitro_wallet_kms::cms::CmsError),
+    /// Unattested KMS responses were asked for with the real NSM, i.e. in production.
+    #[error(
+        "accepting unattested KMS responses is a dev-only setting and is refused with the real \
+         NSM: in an enclave KMS must answer to the attestation document"
+    )]
+    UnattestedInProduction,
 }
 
 /// The enclave's state: KMS access, attestation and the key cache.
@@ -65,6 +76,8 @@ pub struct Enclave {
     /// RSA-2048 key pair whose public half goes into every attestation document sent with a
     /// KMS `Recipient`; KMS answers with envelopes only this process can open.
     recipient: RecipientKey,
+    /// Dev only: plain `Decrypt` instead of the attested one (see [`EnclaveConfig`]).
+    unattested_kms: bool,
 }
 
 impl std::fmt::Debug for Enclave {
@@ -74,6 +87,7 @@ impl std::fmt::Debug for Enclave {
             .field("keys", &self.keys)
             .field("dev_nsm", &self.nsm.is_dev())
             .field("recipient", &self.recipient)
+            .field("unattested_kms", &self.unattested_kms)
             .finish_non_exhaustive()
     }
 }
@@ -85,6 +99,15 @@ impl Enclave {
     /// # Errors
     /// When the random generator or the RSA key generation fails.
     pub fn new(config: &EnclaveConfig) -> Result<Arc<Enclave>, StartError> {
+        if config.unattested_kms {
+            if !config.nsm.is_dev() {
+                return Err(StartError::UnattestedInProduction);
+            }
+            tracing::warn!(
+                "INSECURE: keys are unwrapped with plain KMS Decrypt responses (no attestation); \
+                 dev and tests only"
+            );
+        }
         let credentials = CredentialsCell::default();
         Ok(Arc::new(Enclave {
             kms: KmsClient::new(&config.kms, credentials.clone()),
@@ -93,6 +116,7 @@ impl Enclave {
             self_test_key: PrivateKey::generate()?,
             nsm: config.nsm.clone(),
             recipient: RecipientKey::generate()?,
+            unattested_kms: config.unattested_kms,
         }))
     }
 
@@ -163,6 +187,18 @@ impl Enclave {
                 })?;
                 self.wrap(key, i.kms_key_id).await
             }
+            Request::MigrateKey(m) => {
+                let plaintext = self
+                    .kms_decrypt(
+                        m.legacy_kms_key_id.as_deref(),
+                        &m.legacy_ciphertext,
+                        &Default::default(),
+                    )
+                    .await?;
+                let key = legacy_key(&plaintext)?;
+                drop(plaintext);
+                self.wrap(key, m.kms_key_id).await
+            }
             Request::SignTransaction(s) => {
                 // Validate before touching KMS: a malformed request costs nothing.
                 let tx = TransactionRequest::from_json(s.transaction.get().as_bytes())
@@ -201,22 +237,9 @@ impl Enclave {
         self.keys
             .get_or_try_insert(wrapped.address, || async {
                 let context = WrappedKey::encryption_context(&wrapped.address);
-                // KMS releases the key only inside an envelope to our attested public key.
-                let spki = self.recipient.spki_der();
-                let document = self
-                    .nsm_call(move |nsm| nsm.attestation(Some(&spki), None, None))
-                    .await?;
                 let plaintext = self
-                    .kms
-                    .decrypt_for_recipient(
-                        &wrapped.kms_key_id,
-                        &wrapped.ciphertext,
-                        &context,
-                        &self.recipient,
-                        &document,
-                    )
-                    .await
-                    .map_err(kms_error)?;
+                    .kms_decrypt(Some(&wrapped.kms_key_id), &wrapped.ciphertext, &context)
+                    .await?;
                 let key = PrivateKey::from_bytes(&plaintext).map_err(|_| {
                     ErrorBody::new(
                         ErrorCode::KeyMismatch,
@@ -228,6 +251,52 @@ impl Enclave {
             })
             .await
     }
+}
+
+impl Enclave {
+    /// KMS Decrypt of a key: attested (KMS releases the plaintext only inside an envelope to
+    /// our attested public key), or plain in the dev-only unattested mode.
+    async fn kms_decrypt(
+        &self,
+        key_id: Option<&str>,
+        ciphertext: &[u8],
+        context: &nitro_wallet_kms::EncryptionContext,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, ErrorBody> {
+        if self.unattested_kms {
+            return self
+                .kms
+                .decrypt(key_id, ciphertext, context)
+                .await
+                .map_err(kms_error);
+        }
+        let spki = self.recipient.spki_der();
+        let document = self
+            .nsm_call(move |nsm| nsm.attestation(Some(&spki), None, None))
+            .await?;
+        self.kms
+            .decrypt_for_recipient(key_id, ciphertext, context, &self.recipient, &document)
+            .await
+            .map_err(kms_error)
+    }
+}
+
+/// The key inside a reference-sample secret: the ASCII hex of the private key (64 digits,
+/// optional `0x`, surrounding whitespace ignored). The error never quotes the plaintext.
+fn legacy_key(plaintext: &[u8]) -> Result<PrivateKey, ErrorBody> {
+    let invalid = || {
+        ErrorBody::new(
+            ErrorCode::KeyMismatch,
+            "the legacy ciphertext does not hold a private key as 64 hex characters",
+        )
+    };
+    let text = std::str::from_utf8(plaintext)
+        .map_err(|_| invalid())?
+        .trim();
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.len() != 64 {
+        return Err(invalid());
+    }
+    PrivateKey::from_hex(digits).map_err(|_| invalid())
 }
 
 fn check_address(key: &PrivateKey, claimed: &Address) -> Result<(), ErrorBody> {
@@ -299,6 +368,7 @@ mod tests {
             kms: KmsConfig {
                 region: "us-east-1".into(),
                 endpoint: Some("http://127.0.0.1:9".into()),
+                proxy: None,
             },
             max_cached_keys: 4,
             nsm: Arc::new(
@@ -308,6 +378,7 @@ mod tests {
                 )
                 .unwrap(),
             ),
+            unattested_kms: false,
         })
         .unwrap()
     }
@@ -325,6 +396,81 @@ mod tests {
         match enclave.handle(Request::Ping).await.unwrap() {
             Response::Pong(p) => p.has_credentials,
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// An NSM that says it is real (as `/dev/nsm` does); never asked for anything here.
+    struct RealLooking;
+
+    impl Nsm for RealLooking {
+        fn attestation(
+            &self,
+            _: Option<&[u8]>,
+            _: Option<&[u8]>,
+            _: Option<&[u8]>,
+        ) -> Result<Vec<u8>, nitro_wallet_attestation::NsmError> {
+            unreachable!("not called by Enclave::new")
+        }
+        fn random(&self, _: usize) -> Result<Vec<u8>, nitro_wallet_attestation::NsmError> {
+            unreachable!("not called by Enclave::new")
+        }
+        fn is_dev(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn unattested_kms_is_refused_with_a_real_nsm_and_allowed_with_the_dev_one() {
+        let config = |nsm: Arc<dyn Nsm>| EnclaveConfig {
+            kms: KmsConfig {
+                region: "us-east-1".into(),
+                endpoint: Some("http://127.0.0.1:9".into()),
+                proxy: None,
+            },
+            max_cached_keys: 4,
+            nsm,
+            unattested_kms: true,
+        };
+        assert!(matches!(
+            Enclave::new(&config(Arc::new(RealLooking))),
+            Err(StartError::UnattestedInProduction)
+        ));
+        let dev = nitro_wallet_attestation::DevNsm::new(
+            nitro_wallet_attestation::DevCa::generate().unwrap(),
+            [0x11; 48],
+        )
+        .unwrap();
+        assert!(Enclave::new(&config(Arc::new(dev))).is_ok());
+    }
+
+    #[test]
+    fn legacy_keys_are_hex_text_and_errors_never_quote_them() {
+        let hex = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+        let expected = PrivateKey::from_hex(hex).unwrap().address();
+        for text in [
+            hex.to_owned(),
+            format!("0x{hex}"),
+            format!(" {hex}\n"),
+            hex.to_uppercase(),
+        ] {
+            assert_eq!(
+                legacy_key(text.as_bytes()).unwrap().address(),
+                expected,
+                "{text}"
+            );
+        }
+        let raw = hex::decode(hex).unwrap();
+        for bad in [
+            raw.as_slice(),
+            &hex.as_bytes()[..62],
+            format!("{hex}00").as_bytes(),
+            b"hello world",
+            &[0xff; 64],
+            "0".repeat(64).as_bytes(),
+        ] {
+            let err = legacy_key(bad).unwrap_err();
+            assert_eq!(err.code, ErrorCode::KeyMismatch);
+            assert!(!err.message.contains(&hex[..16]));
         }
     }
 

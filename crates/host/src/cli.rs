@@ -65,6 +65,23 @@ pub enum KeysCommand {
         /// The key's address.
         address: String,
     },
+    /// Migrate a key stored by the reference sample's `set_key` (the base64 KMS ciphertext of
+    /// the hex key in a Secrets Manager secret). The enclave unwraps it and wraps it again
+    /// bound to its address; the plaintext never leaves the enclave, and the secret is left
+    /// as it is. The sample's clients keep working: `POST /` with the same `secret_id`.
+    ///
+    /// Example: nitro-wallet keys migrate --secret-id arn:aws:secretsmanager:…:secret:eth-key-AbCdEf
+    Migrate {
+        /// Name or ARN of the sample's secret.
+        #[arg(long)]
+        secret_id: String,
+        /// KMS key that encrypted it, when known (KMS finds it in the ciphertext otherwise).
+        #[arg(long)]
+        legacy_kms_key_id: Option<String>,
+        /// A label for people.
+        #[arg(long)]
+        label: Option<String>,
+    },
 }
 
 /// `nitro-wallet sign …`
@@ -183,6 +200,20 @@ pub async fn keys(args: &ClientArgs, command: KeysCommand) -> crate::Result<()> 
                 .send(Method::POST, "/v1/keys/import", Some(body))
                 .await?
         }
+        KeysCommand::Migrate {
+            secret_id,
+            legacy_kms_key_id,
+            label,
+        } => {
+            let body = serde_json::json!({
+                "secret_id": secret_id,
+                "legacy_kms_key_id": legacy_kms_key_id,
+                "label": label,
+            });
+            client
+                .send(Method::POST, "/v1/keys/migrate", Some(body))
+                .await?
+        }
         KeysCommand::List => client.send(Method::GET, "/v1/keys", None).await?,
         KeysCommand::Show { address } => {
             client
@@ -208,6 +239,9 @@ pub async fn keys(args: &ClientArgs, command: KeysCommand) -> crate::Result<()> 
         println!("label:      {}", s(&out["label"]));
         println!("created_at: {}", s(&out["created_at"]));
         println!("kms_key_id: {}", s(&out["kms_key_id"]));
+        if let Some(from) = out.get("migrated_from") {
+            println!("migrated_from: {}", s(&from["secret_arn"]));
+        }
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod dev;
 pub mod enclave_client;
 pub mod fsutil;
 pub mod keystore;
+pub mod legacy;
 pub mod server;
 pub mod tls;
 

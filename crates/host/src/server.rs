@@ -10,6 +10,7 @@ use crate::{
         secrets_manager::{self, SecretsManagerKeyStore},
         KeyStore,
     },
+    legacy::LegacySecrets,
     tls,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -27,7 +28,7 @@ pub async fn state(config: &Config) -> crate::Result<AppState> {
 
 /// The handlers' state and the credentials source its enclave client uses.
 async fn state_and_credentials(config: &Config) -> crate::Result<(AppState, CredentialsSource)> {
-    let store = key_store(&config.key_store).await?;
+    let (store, legacy) = key_store(&config.key_store).await?;
     let source = CredentialsSource::from_config(&config.credentials).await?;
     let on_connect: OnConnect = {
         let source = source.clone();
@@ -55,15 +56,20 @@ async fn state_and_credentials(config: &Config) -> crate::Result<(AppState, Cred
         store,
         tokens: Arc::new(tokens),
         kms_key_id: config.kms.key_id.as_str().into(),
+        legacy,
+        secret_index: Arc::default(),
     };
     Ok((state, source))
 }
 
 /// Opens the configured key store. For Secrets Manager, the host's own credentials come from
-/// the standard chain (environment, profile, IMDSv2), resolved lazily at the first call.
-async fn key_store(config: &KeyStoreConfig) -> crate::Result<Arc<dyn KeyStore>> {
+/// the standard chain (environment, profile, IMDSv2), resolved lazily at the first call, and
+/// the same client reads the reference sample's secrets for migration.
+async fn key_store(
+    config: &KeyStoreConfig,
+) -> crate::Result<(Arc<dyn KeyStore>, Option<Arc<LegacySecrets>>)> {
     Ok(match config {
-        KeyStoreConfig::File { dir } => Arc::new(FileKeyStore::open(dir)?),
+        KeyStoreConfig::File { dir } => (Arc::new(FileKeyStore::open(dir)?), None),
         KeyStoreConfig::SecretsManager {
             prefix,
             region,
@@ -77,10 +83,11 @@ async fn key_store(config: &KeyStoreConfig) -> crate::Result<Arc<dyn KeyStore>> 
                 .credentials_provider()
                 .ok_or("no AWS credentials provider for the Secrets Manager key store")?;
             let sdk = secrets_manager::sdk_config(region, endpoint.as_deref(), credentials);
-            Arc::new(SecretsManagerKeyStore::new(
-                aws_sdk_secretsmanager::Client::from_conf(sdk),
-                prefix.clone(),
-            )?)
+            let client = aws_sdk_secretsmanager::Client::from_conf(sdk);
+            (
+                Arc::new(SecretsManagerKeyStore::new(client.clone(), prefix.clone())?),
+                Some(Arc::new(LegacySecrets::new(client))),
+            )
         }
     })
 }

@@ -18,7 +18,7 @@ pub use endpoint::Endpoint;
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{FrameError, MAX_FRAME_LEN};
 pub use message::{
-    AttestationDocument, AttestationRequest, Credentials, GenerateKey, ImportKey, Pong, Reply,
-    Request, RequestFrame, Response, ResponseFrame, SecretString, SignTransaction, WrappedKey,
-    PROTOCOL_VERSION,
+    AttestationDocument, AttestationRequest, Credentials, GenerateKey, ImportKey, MigrateKey, Pong,
+    Reply, Request, RequestFrame, Response, ResponseFrame, SecretString, SignTransaction,
+    WrappedKey, PROTOCOL_VERSION,
 };

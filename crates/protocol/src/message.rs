@@ -68,6 +68,9 @@ pub enum Request {
     SignTransaction(SignTransaction),
     /// A fresh attestation document of this enclave, for clients to verify.
     Attestation(AttestationRequest),
+    /// Re-wrap a key stored the reference sample's way (KMS ciphertext of the hex key, no
+    /// encryption context) as a key bound to its address; the plaintext stays in the enclave.
+    MigrateKey(MigrateKey),
 }
 
 /// What the enclave answers.
@@ -161,6 +164,20 @@ pub struct ImportKey {
     pub kms_key_id: String,
     /// 64 hex characters, optional `0x`.
     pub private_key: SecretString,
+}
+
+/// Migrate a key from the reference sample's storage format.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MigrateKey {
+    /// KMS `CiphertextBlob` of the ASCII hex private key (64 characters, optional `0x`), made
+    /// without encryption context, base64 on the wire.
+    #[serde(with = "base64_bytes")]
+    pub legacy_ciphertext: Vec<u8>,
+    /// KMS key that made `legacy_ciphertext`, when known; KMS finds it in the blob otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_kms_key_id: Option<String>,
+    /// KMS key to wrap the migrated key with.
+    pub kms_key_id: String,
 }
 
 /// Sign a transaction.

@@ -28,6 +28,8 @@ pub struct KeyView {
     created_at: String,
     kms_key_id: String,
     policy: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    migrated_from: Option<crate::keystore::MigratedFrom>,
 }
 
 impl From<&KeyRecord> for KeyView {
@@ -38,6 +40,7 @@ impl From<&KeyRecord> for KeyView {
             created_at: r.created_at.clone(),
             kms_key_id: r.kms_key_id.clone(),
             policy: r.policy.clone(),
+            migrated_from: r.migrated_from.clone(),
         }
     }
 }
@@ -137,6 +140,15 @@ pub(crate) async fn sign_transaction(
     let record = find(&state, &address).await?;
     let body = body_bytes(body)?;
     let transaction: Box<RawValue> = parse_json(&body)?;
+    sign_with(&state, &record, transaction).await.map(Json)
+}
+
+/// Has the enclave sign `transaction` (JSON-RPC transaction object) with `record`'s key.
+pub(super) async fn sign_with(
+    state: &AppState,
+    record: &KeyRecord,
+    transaction: Box<RawValue>,
+) -> Result<nitro_wallet_eth::SignedTransaction, ApiError> {
     let response = state
         .enclave
         .call(Request::SignTransaction(SignTransaction {
@@ -145,7 +157,7 @@ pub(crate) async fn sign_transaction(
         }))
         .await?;
     match response {
-        Response::SignedTransaction(signed) => Ok(Json(signed)),
+        Response::SignedTransaction(signed) => Ok(signed),
         _ => Err(unexpected()),
     }
 }
@@ -179,7 +191,7 @@ fn parse_address(s: &str) -> Result<Address, ApiError> {
     }
 }
 
-fn check_label(label: Option<&str>) -> Result<(), ApiError> {
+pub(super) fn check_label(label: Option<&str>) -> Result<(), ApiError> {
     match label {
         Some(l) if l.chars().count() > MAX_LABEL || l.chars().any(char::is_control) => {
             Err(ApiError::new(
@@ -193,7 +205,7 @@ fn check_label(label: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(super) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -232,7 +244,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     })
 }
 
-fn unexpected() -> ApiError {
+pub(super) fn unexpected() -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",

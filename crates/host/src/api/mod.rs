@@ -5,6 +5,7 @@
 //! request has a deadline, and concurrency is bounded; every error is JSON ([`error`]).
 
 pub mod auth;
+pub mod compat;
 pub mod error;
 pub mod keys;
 
@@ -32,6 +33,11 @@ pub struct AppState {
     pub tokens: Arc<auth::Tokens>,
     /// KMS key that wraps new keys.
     pub kms_key_id: Arc<str>,
+    /// Reader of the reference sample's secrets, for migration (with the Secrets Manager key
+    /// store only).
+    pub legacy: Option<Arc<crate::legacy::LegacySecrets>>,
+    /// Which key each migrated sample secret is, for `POST /`.
+    pub secret_index: Arc<crate::legacy::SecretIndex>,
 }
 
 /// Limits applied to every request.
@@ -50,6 +56,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let v1 = Router::new()
         .route("/keys", post(keys::create).get(keys::list))
         .route("/keys/import", post(keys::import))
+        .route("/keys/migrate", post(compat::migrate))
         .route("/keys/{address}", get(keys::show))
         .route(
             "/keys/{address}/sign/transaction",
@@ -60,8 +67,17 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             state.clone(),
             auth::require_token,
         ));
+    // The reference sample's signing route, behind the same tokens.
+    let sample =
+        Router::new()
+            .route("/", post(compat::sign))
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_token,
+            ));
     let timeout = limits.request_timeout;
     Router::new()
+        .merge(sample)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/v1", v1)

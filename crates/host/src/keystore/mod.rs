@@ -41,6 +41,20 @@ pub struct KeyRecord {
     /// Free-form label.
     #[serde(default)]
     pub label: Option<String>,
+    /// The reference sample's secret this key was migrated from, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrated_from: Option<MigratedFrom>,
+}
+
+/// Where a migrated key came from: the reference sample's Secrets Manager secret. Clients of
+/// the sample keep naming the key by this secret (`secret_id` in `POST /`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigratedFrom {
+    /// The secret's ARN.
+    pub secret_arn: String,
+    /// The secret's name.
+    pub secret_name: String,
 }
 
 impl KeyRecord {
@@ -63,6 +77,7 @@ impl KeyRecord {
             policy: None,
             created_at,
             label,
+            migrated_from: None,
         }
     }
 

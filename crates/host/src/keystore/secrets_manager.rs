@@ -363,7 +363,7 @@ fn parse(name: &str, value: &str) -> Result<KeyRecord, StoreError> {
 }
 
 /// A failed SDK call as a store error naming the action and the secret.
-fn failure<E>(action: &str, target: &str, e: &SdkError<E, HttpResponse>) -> StoreError
+pub(crate) fn failure<E>(action: &str, target: &str, e: &SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

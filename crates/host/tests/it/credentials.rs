@@ -3,7 +3,7 @@
 //! profile), hands them to a real enclave process, refreshes them before they expire, and never
 //! logs them. The KMS emulator records which access key ids signed its requests.
 
-use crate::support::{free_port, nitro_wallet_bin, TOKEN};
+use crate::support::{free_port, https_client, nitro_wallet_bin, wait_until, TOKEN};
 use nitro_wallet::api::auth::Tokens;
 use nitro_wallet_attestation::{pcr0_of_file, DevCa};
 use nitro_wallet_kms::emulator::{AttestationPolicy, Emulator};
@@ -128,34 +128,14 @@ sha256 = "{hash}"
             .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap());
         let serve = serve.spawn().unwrap();
 
-        let cert = dir.path().join("state/tls/cert.pem");
-        wait_until(Duration::from_secs(30), "the TLS certificate", || {
-            cert.exists()
-        });
-        // The certificate file may still be being written: retry until it parses.
-        let mut client = None;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while client.is_none() {
-            assert!(Instant::now() < deadline, "unreadable certificate");
-            client = std::fs::read(&cert)
-                .ok()
-                .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
-                .map(|c| {
-                    reqwest::Client::builder()
-                        .add_root_certificate(c)
-                        .timeout(Duration::from_secs(30))
-                        .build()
-                        .unwrap()
-                });
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let client = https_client(&dir.path().join("state/tls/cert.pem"));
         let mut system = System {
             dir,
             emulator,
             enclave,
             serve,
             url: format!("https://127.0.0.1:{port}"),
-            client: client.unwrap(),
+            client,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -235,14 +215,6 @@ impl Drop for System {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -9,5 +9,6 @@ mod attestation;
 mod cli;
 mod credentials;
 mod e2e;
+mod sample_compat;
 mod secrets_manager;
 mod support;

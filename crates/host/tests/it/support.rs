@@ -60,9 +60,11 @@ impl InProcess {
             kms: nitro_wallet_kms::KmsConfig {
                 region: "us-east-1".into(),
                 endpoint: Some(kms_url),
+                proxy: None,
             },
             max_cached_keys: 100,
             nsm,
+            unattested_kms: false,
         })
         .unwrap();
         let listener = Listener::bind(&Endpoint::Unix(socket.clone()))
@@ -372,6 +374,41 @@ impl Drop for Anvil {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Polls `ready` every 50 ms until it holds, failing the test after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A client trusting the certificate `serve` generates at `cert`, once it is written.
+pub fn https_client(cert: &Path) -> reqwest::Client {
+    wait_until(Duration::from_secs(30), "the TLS certificate", || {
+        cert.exists()
+    });
+    // The certificate file may still be being written: retry until it parses.
+    let mut client = None;
+    wait_until(Duration::from_secs(10), "a readable certificate", || {
+        client = std::fs::read(cert)
+            .ok()
+            .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
+            .map(|c| {
+                reqwest::Client::builder()
+                    .add_root_certificate(c)
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .unwrap()
+            });
+        client.is_some()
+    });
+    client.unwrap()
 }
 
 pub fn free_port() -> u16 {
