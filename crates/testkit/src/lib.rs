@@ -1,5 +1,6 @@
-//! Test fixtures shared by several crates' integration tests: today, moto, the independent AWS
-//! API emulator the tests check our KMS and Secrets Manager code against.
+//! Test fixtures shared by several crates' integration tests: moto, the independent AWS API
+//! emulator the tests check our KMS and Secrets Manager code against, and the Foundry tools
+//! (anvil, cast) the Ethereum tests run.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -87,4 +88,39 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
+}
+
+/// The platform binary of a Foundry tool (`anvil`, `cast`): `$<NAME>_BIN`, else the one
+/// `scripts/test.sh` installs into `.tools/` from npm, else `PATH`.
+///
+/// The npm package's `.bin/` entry is a node shim that spawns the real binary: killing the
+/// shim would orphan the process it started, so the platform binary is preferred.
+///
+/// # Panics
+/// With installation instructions when the tool is nowhere to be found.
+pub fn find_tool(name: &str) -> PathBuf {
+    let env_name = format!("{}_BIN", name.to_uppercase());
+    if let Some(p) = std::env::var_os(&env_name) {
+        return PathBuf::from(p);
+    }
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/node_modules");
+    if let Ok(entries) = std::fs::read_dir(tools.join("@foundry-rs")) {
+        for entry in entries.flatten() {
+            let package = entry.file_name().to_string_lossy().into_owned();
+            let binary = entry.path().join("bin").join(name);
+            if package.starts_with(&format!("{name}-")) && binary.is_file() {
+                return binary;
+            }
+        }
+    }
+    let shim = tools.join(".bin").join(name);
+    if shim.is_file() {
+        return shim;
+    }
+    find_on_path(name).unwrap_or_else(|| {
+        panic!(
+            "`{name}` not found: run ./scripts/test.sh (it installs @foundry-rs/{name} into \
+             .tools/), or set {env_name}"
+        )
+    })
 }

@@ -9,7 +9,6 @@
 use std::{
     io::{Read, Write},
     net::TcpStream,
-    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -33,37 +32,7 @@ const DELEGATE: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
 /// How long any one JSON-RPC exchange may take.
 const RPC_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The platform binary of a Foundry tool (not the npm node shim: killing the shim would leave
-/// the real process running).
-fn find_tool(name: &str) -> PathBuf {
-    let env_name = format!("{}_BIN", name.to_uppercase());
-    if let Some(p) = std::env::var_os(&env_name) {
-        return PathBuf::from(p);
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let packages = workspace.join(".tools/node_modules/@foundry-rs");
-    if let Ok(entries) = std::fs::read_dir(&packages) {
-        for entry in entries.flatten() {
-            let package = entry.file_name().to_string_lossy().into_owned();
-            let binary = entry.path().join("bin").join(name);
-            if package.starts_with(&format!("{name}-")) && binary.is_file() {
-                return binary;
-            }
-        }
-    }
-    if let Some(found) = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-    {
-        return found;
-    }
-    panic!(
-        "`{name}` (Foundry 1.7.1) not found: run ./scripts/test.sh, which installs it into \
-         .tools/, or set {env_name}"
-    );
-}
+use nitro_wallet_testkit::find_tool;
 
 /// Runs a tool to completion and returns its trimmed stdout.
 fn run(tool: &str, args: &[&str]) -> String {

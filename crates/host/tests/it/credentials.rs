@@ -3,14 +3,13 @@
 //! profile), hands them to a real enclave process, refreshes them before they expire, and never
 //! logs them. The KMS emulator records which access key ids signed its requests.
 
-use crate::support::{free_port, https_client, nitro_wallet_bin, wait_until, TOKEN};
-use nitro_wallet::api::auth::Tokens;
+use crate::support::{https_client, nitro_wallet_bin, spawn_enclave, spawn_serve, TOKEN};
 use nitro_wallet_attestation::{pcr0_of_file, DevCa};
 use nitro_wallet_kms::emulator::{AttestationPolicy, Emulator};
 use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -53,32 +52,11 @@ impl System {
         let router = emulator.router();
         tokio::spawn(async move { axum::serve(kms, router).await });
 
-        let socket = dir.path().join("enclave.sock");
-        let enclave = Command::new(nitro_wallet_bin())
-            .arg("enclave")
-            .arg("--listen")
-            .arg(format!("unix://{}", socket.display()))
-            .args(["--kms-endpoint", &kms_url, "--dev-nsm-dir"])
-            .arg(&ca_dir)
-            .env("NITRO_WALLET_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("enclave.log")).unwrap())
-            .spawn()
-            .unwrap();
-        wait_until(Duration::from_secs(20), "the enclave socket", || {
-            socket.exists()
-        });
-
-        let port = free_port();
-        let config = dir.path().join("nitro-wallet.toml");
-        std::fs::write(
-            &config,
-            format!(
+        let enclave = spawn_enclave(dir.path(), &kms_url, &[], "info");
+        let (serve, url) = spawn_serve(
+            dir.path(),
+            &format!(
                 r#"
-[server]
-listen = "127.0.0.1:{port}"
-state_dir = "{state}"
-
 [enclave]
 endpoint = "unix://{socket}"
 
@@ -92,49 +70,19 @@ dir = "{keys}"
 [credentials]
 source = "aws"
 region = "us-east-1"
-
-[[tokens]]
-name = "test"
-sha256 = "{hash}"
 "#,
-                state = dir.path().join("state").display(),
-                socket = socket.display(),
+                socket = dir.path().join("enclave.sock").display(),
                 keys = dir.path().join("keys").display(),
-                hash = Tokens::hash(TOKEN),
             ),
-        )
-        .unwrap();
-
-        let home = dir.path().join("home");
-        std::fs::create_dir(&home).unwrap();
-        let empty = dir.path().join("empty-aws-file");
-        std::fs::write(&empty, "").unwrap();
-        let mut serve = Command::new(nitro_wallet_bin());
-        serve.arg("serve").arg("--config").arg(&config);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("AWS_") {
-                serve.env_remove(k);
-            }
-        }
-        serve
-            .env("HOME", &home)
-            .env("AWS_CONFIG_FILE", &empty)
-            .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_REGION", "us-east-1")
-            .envs(aws_env(dir.path()))
-            .env("NITRO_WALLET_LOG", "trace")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap());
-        let serve = serve.spawn().unwrap();
-
+            &aws_env(dir.path()),
+        );
         let client = https_client(&dir.path().join("state/tls/cert.pem"));
         let mut system = System {
             dir,
             emulator,
             enclave,
             serve,
-            url: format!("https://127.0.0.1:{port}"),
+            url,
             client,
         };
         let deadline = Instant::now() + Duration::from_secs(30);

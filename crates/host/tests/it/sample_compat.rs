@@ -11,13 +11,12 @@
 //!
 //! Needs `moto_server`, boto3 and eth-account (`./scripts/test.sh` installs them).
 
-use crate::support::{free_port, https_client, nitro_wallet_bin, wait_until, TOKEN};
-use nitro_wallet::api::auth::Tokens;
+use crate::support::{https_client, nitro_wallet_bin, spawn_enclave, spawn_serve, TOKEN};
 use nitro_wallet_testkit::MotoServer;
 use serde_json::{json, Value};
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -64,33 +63,16 @@ struct System {
 impl System {
     async fn start(moto: MotoServer, kms_key_id: &str) -> System {
         let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("enclave.sock");
-        let enclave = Command::new(nitro_wallet_bin())
-            .arg("enclave")
-            .arg("--listen")
-            .arg(format!("unix://{}", socket.display()))
-            .args(["--kms-endpoint", &moto.endpoint, "--dev-nsm-dir"])
-            .arg(dir.path().join("attestation"))
-            .arg("--insecure-unattested-kms")
-            .env("NITRO_WALLET_LOG", "trace")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("enclave.log")).unwrap())
-            .spawn()
-            .unwrap();
-        wait_until(Duration::from_secs(20), "the enclave socket", || {
-            socket.exists()
-        });
-
-        let port = free_port();
-        let config = dir.path().join("nitro-wallet.toml");
-        std::fs::write(
-            &config,
-            format!(
+        let enclave = spawn_enclave(
+            dir.path(),
+            &moto.endpoint,
+            &["--insecure-unattested-kms"],
+            "trace",
+        );
+        let (serve, url) = spawn_serve(
+            dir.path(),
+            &format!(
                 r#"
-[server]
-listen = "127.0.0.1:{port}"
-state_dir = "{state}"
-
 [enclave]
 endpoint = "unix://{socket}"
 
@@ -105,50 +87,23 @@ endpoint = "{moto}"
 [credentials]
 source = "aws"
 region = "us-east-1"
-
-[[tokens]]
-name = "test"
-sha256 = "{hash}"
 "#,
-                state = dir.path().join("state").display(),
-                socket = socket.display(),
+                socket = dir.path().join("enclave.sock").display(),
                 moto = moto.endpoint,
-                hash = Tokens::hash(TOKEN),
             ),
-        )
-        .unwrap();
-        let home = dir.path().join("home");
-        std::fs::create_dir(&home).unwrap();
-        let empty = dir.path().join("empty-aws-file");
-        std::fs::write(&empty, "").unwrap();
-        let mut serve = Command::new(nitro_wallet_bin());
-        serve.arg("serve").arg("--config").arg(&config);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("AWS_") {
-                serve.env_remove(k);
-            }
-        }
-        let serve = serve
-            .env("HOME", &home)
-            .env("AWS_CONFIG_FILE", &empty)
-            .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
-            .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
-            .env("NITRO_WALLET_LOG", "trace")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("serve.log")).unwrap())
-            .spawn()
-            .unwrap();
+            &[
+                ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
+                ("AWS_SESSION_TOKEN", SESSION_TOKEN.to_owned()),
+            ],
+        );
         let client = https_client(&dir.path().join("state/tls/cert.pem"));
         let mut system = System {
             dir,
             _moto: moto,
             enclave,
             serve,
-            url: format!("https://127.0.0.1:{port}"),
+            url,
             client,
         };
         system.wait_ready().await;

@@ -289,41 +289,7 @@ pub struct Anvil {
     child: Child,
 }
 
-pub fn find_tool(name: &str) -> PathBuf {
-    let env_name = format!("{}_BIN", name.to_uppercase());
-    if let Ok(p) = std::env::var(&env_name) {
-        return PathBuf::from(p);
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    // The npm package's `.bin/` entry is a node shim that spawns the real binary: killing the
-    // shim would orphan the node process it started, so run the platform binary directly.
-    let packages = workspace.join(".tools/node_modules/@foundry-rs");
-    if let Ok(entries) = std::fs::read_dir(&packages) {
-        for entry in entries.flatten() {
-            let platform = entry.file_name().to_string_lossy().into_owned();
-            let binary = entry.path().join("bin").join(name);
-            if platform.starts_with(&format!("{name}-")) && binary.is_file() {
-                return binary;
-            }
-        }
-    }
-    let local = workspace.join(".tools/node_modules/.bin").join(name);
-    if local.is_file() {
-        return local;
-    }
-    if let Some(found) = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-    {
-        return found;
-    }
-    panic!(
-        "`{name}` not found: run scripts/test.sh (it installs @foundry-rs/{name} into .tools/), \
-         or set {env_name}"
-    );
-}
+pub use nitro_wallet_testkit::find_tool;
 
 impl Anvil {
     pub fn start() -> Anvil {
@@ -374,6 +340,72 @@ impl Drop for Anvil {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts the real enclave (`nitro-wallet enclave`) on `dir/enclave.sock` with the dev NSM of
+/// `dir/attestation`, KMS at `kms_endpoint` and `extra` arguments, logging at `log_level` into
+/// `dir/enclave.log`; returns once it listens.
+pub fn spawn_enclave(dir: &Path, kms_endpoint: &str, extra: &[&str], log_level: &str) -> Child {
+    let socket = dir.join("enclave.sock");
+    let child = Command::new(nitro_wallet_bin())
+        .arg("enclave")
+        .arg("--listen")
+        .arg(format!("unix://{}", socket.display()))
+        .args(["--kms-endpoint", kms_endpoint, "--dev-nsm-dir"])
+        .arg(dir.join("attestation"))
+        .args(extra)
+        .env("NITRO_WALLET_LOG", log_level)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("enclave.log")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(20), "the enclave socket", || {
+        socket.exists()
+    });
+    child
+}
+
+/// Starts the real `nitro-wallet serve` on a free port with this configuration after
+/// `[server]` (whose `state_dir` is `dir/state`) and a `test` token for [`TOKEN`], isolated
+/// from the machine's AWS configuration (no `AWS_*` variables, empty config files, no IMDS),
+/// with `env` on top, logging at trace into `dir/serve.log`. Returns the process and its URL.
+pub fn spawn_serve(dir: &Path, config_tail: &str, env: &[(&str, String)]) -> (Child, String) {
+    let port = free_port();
+    let config = dir.join("nitro-wallet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{state}\"\n\n{config_tail}\n\n\
+             [[tokens]]\nname = \"test\"\nsha256 = \"{hash}\"\n",
+            state = dir.join("state").display(),
+            hash = nitro_wallet::api::auth::Tokens::hash(TOKEN),
+        ),
+    )
+    .unwrap();
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let empty = dir.join("empty-aws-file");
+    std::fs::write(&empty, "").unwrap();
+    let mut serve = Command::new(nitro_wallet_bin());
+    serve.arg("serve").arg("--config").arg(&config);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            serve.env_remove(k);
+        }
+    }
+    let child = serve
+        .env("HOME", &home)
+        .env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("NITRO_WALLET_LOG", "trace")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
+        .spawn()
+        .unwrap();
+    (child, format!("https://127.0.0.1:{port}"))
 }
 
 /// Polls `ready` every 50 ms until it holds, failing the test after `limit`.
