@@ -11,7 +11,7 @@ pub mod server;
 use alloy_primitives::{Address, B256};
 use keys::KeyCache;
 use nitro_wallet_attestation::Nsm;
-use nitro_wallet_eth::{PrivateKey, TransactionRequest};
+use nitro_wallet_eth::{AuthorizationRequest, MessageSignature, PrivateKey, TransactionRequest};
 use nitro_wallet_kms::{cms::RecipientKey, CredentialsCell, KmsClient, KmsConfig, KmsError};
 use nitro_wallet_protocol::{
     message::{AttestationDocument, Credentials, WrappedKey},
@@ -208,6 +208,58 @@ impl Enclave {
                     .map(Response::SignedTransaction)
                     .map_err(tx_error)
             }
+            Request::SignMessage(m) => {
+                let key = self.unwrap(&m.key).await?;
+                Ok(Response::MessageSignature(
+                    nitro_wallet_eth::sign_personal_message(&key, m.message.as_bytes()),
+                ))
+            }
+            Request::SignTypedData(t) => {
+                // Validate before touching KMS, as for transactions.
+                let hash = nitro_wallet_eth::typed_data_hash(t.typed_data.get().as_bytes())
+                    .map_err(|e| {
+                        let field = match &e {
+                            nitro_wallet_eth::TypedDataError::InvalidValue { path, .. } => {
+                                path.clone()
+                            }
+                            _ => "typed_data".to_owned(),
+                        };
+                        ErrorBody {
+                            code: ErrorCode::InvalidRequest,
+                            message: e.to_string(),
+                            field: Some(field),
+                        }
+                    })?;
+                let key = self.unwrap(&t.key).await?;
+                Ok(Response::MessageSignature(MessageSignature::sign_hash(
+                    &key, hash,
+                )))
+            }
+            Request::SignHash(h) => {
+                let key = self.unwrap(&h.key).await?;
+                Ok(Response::MessageSignature(MessageSignature::sign_hash(
+                    &key, h.hash,
+                )))
+            }
+            Request::SignAuthorization(a) => {
+                let authorization =
+                    AuthorizationRequest::from_json(a.authorization.get().as_bytes())
+                        .map_err(tx_error)?;
+                // Chain id 0 makes the delegation valid on every chain: only a key policy that
+                // says so may allow it (policies are not configurable yet).
+                if authorization.chain_id().is_zero() {
+                    return Err(ErrorBody {
+                        code: ErrorCode::InvalidRequest,
+                        message: "chainId 0 (valid on every chain) is not allowed for this key"
+                            .into(),
+                        field: Some("chainId".into()),
+                    });
+                }
+                let key = self.unwrap(&a.key).await?;
+                Ok(Response::SignedAuthorization(
+                    nitro_wallet_eth::sign_authorization(&key, &authorization),
+                ))
+            }
             _ => Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
                 "unsupported request",
@@ -218,6 +270,7 @@ impl Enclave {
     /// Wraps a fresh key with KMS, binding the ciphertext to the key's address, and caches it.
     async fn wrap(&self, key: PrivateKey, kms_key_id: String) -> Result<Response, ErrorBody> {
         let address = key.address();
+        let public_key = key.public_key().to_vec().into();
         let context = WrappedKey::encryption_context(&address);
         let ciphertext = self
             .kms
@@ -229,6 +282,7 @@ impl Enclave {
             address,
             kms_key_id,
             ciphertext,
+            public_key: Some(public_key),
         }))
     }
 

@@ -158,6 +158,11 @@ impl PrivateKey {
         Zeroizing::new(self.secret.secret_bytes())
     }
 
+    /// The uncompressed SEC1 public key: `0x04 ‖ x ‖ y`, 65 bytes.
+    pub fn public_key(&self) -> [u8; 65] {
+        secp256k1::PublicKey::from_secret_key_global(&self.secret).serialize_uncompressed()
+    }
+
     /// The Ethereum address of this key (computed once at construction).
     pub fn address(&self) -> Address {
         self.address

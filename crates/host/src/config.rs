@@ -25,6 +25,73 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     /// Where the enclave's AWS credentials come from.
     pub credentials: CredentialsConfig,
+    /// Signing options (`[signing]`, optional).
+    #[serde(default)]
+    pub signing: SigningConfig,
+    /// JSON-RPC (`POST /rpc`): the upstream Ethereum node.
+    #[serde(default)]
+    pub rpc: RpcConfig,
+}
+
+/// JSON-RPC settings (`[rpc]`, optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcConfig {
+    /// `http://` or `https://` URL of the Ethereum node that `eth_sendTransaction` fills from
+    /// and sends to, and that every method not served here is proxied to. Without it only the
+    /// account and signing methods work. It may carry a provider's API key: it is never logged.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Time limit of one call to the upstream node, seconds.
+    #[serde(default = "default_upstream_timeout")]
+    pub upstream_timeout_secs: u64,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            upstream: None,
+            upstream_timeout_secs: default_upstream_timeout(),
+        }
+    }
+}
+
+impl RpcConfig {
+    /// Checks the upstream URL and the timeout.
+    ///
+    /// # Errors
+    /// When the URL is not an absolute `http(s)://` URL without a fragment, or the timeout is
+    /// not between 1 and 300 s.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.upstream {
+            // Never quote the URL: it may hold an API key.
+            let bad = |why: &str| ConfigError(format!("rpc.upstream: {why}"));
+            let parsed = reqwest::Url::parse(url).map_err(|e| bad(&format!("not a URL ({e})")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() {
+                return Err(bad("must be an http:// or https:// URL"));
+            }
+            if parsed.fragment().is_some() {
+                return Err(bad("must not have a #fragment"));
+            }
+        }
+        if !(1..=300).contains(&self.upstream_timeout_secs) {
+            return Err(ConfigError(
+                "rpc.upstream_timeout_secs must be between 1 and 300".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Signing options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// Keys that may sign raw 32-byte digests (`sign/hash`, Web3Signer's `eth1/sign`). Off
+    /// for every other key: whoever can have a digest signed can have anything signed,
+    /// transactions included.
+    #[serde(default)]
+    pub raw_hash_keys: Vec<alloy_primitives::Address>,
 }
 
 /// HTTPS server settings.
@@ -139,6 +206,9 @@ fn default_max_concurrent() -> usize {
 fn default_call_timeout() -> u64 {
     15
 }
+fn default_upstream_timeout() -> u64 {
+    10
+}
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +271,7 @@ impl Config {
                 return Err(ConfigError("credentials.region is empty".into()));
             }
         }
+        self.rpc.validate()?;
         if self.tokens.is_empty() {
             return Err(ConfigError(
                 "no [[tokens]]: every /v1 route needs a bearer token".into(),
@@ -321,6 +392,41 @@ mod tests {
         assert!(e.0.contains("credentials.region"), "{e}");
         let bad = base.replace("source = \"insecure-dev\"", "source = \"aws\"\nkey = \"x\"");
         assert!(Config::parse(&bad).is_err());
+    }
+
+    #[test]
+    fn the_rpc_section_parses_and_is_checked() {
+        let base = include_str!("../../../nitro-wallet.toml.example");
+        let c = Config::parse(base).unwrap();
+        assert!(c.rpc.upstream.is_none());
+        assert_eq!(c.rpc.upstream_timeout_secs, 10);
+        let text = base
+            .replace(
+                "# upstream = \"http://127.0.0.1:8545\"",
+                "upstream = \"http://127.0.0.1:8545\"",
+            )
+            .replace("# upstream_timeout_secs = 10", "upstream_timeout_secs = 5");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.rpc.upstream.as_deref(), Some("http://127.0.0.1:8545"));
+        assert_eq!(c.rpc.upstream_timeout_secs, 5);
+        // No [rpc] at all is the default.
+        let without = base.replace("[rpc]\n", "");
+        assert!(Config::parse(&without).unwrap().rpc.upstream.is_none());
+        for (bad, what) in [
+            ("upstream = \"127.0.0.1:8545\"", "rpc.upstream"),
+            ("upstream = \"ftp://node/\"", "rpc.upstream"),
+            ("upstream = \"https://node.example/#x\"", "rpc.upstream"),
+            ("upstream_timeout_secs = 0", "rpc.upstream_timeout_secs"),
+            ("upstream_url = \"http://x/\"", "unknown field"),
+        ] {
+            let text = base.replace("[rpc]\n", &format!("[rpc]\n{bad}\n"));
+            let e = Config::parse(&text).unwrap_err();
+            assert!(e.0.contains(what), "{bad}: {e}");
+        }
+        // The URL may carry an API key: errors never quote it.
+        let text = base.replace("[rpc]\n", "[rpc]\nupstream = \"wss://node/v3/SECRETKEY\"\n");
+        let e = Config::parse(&text).unwrap_err();
+        assert!(!e.0.contains("SECRETKEY"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::{
     api::auth::Tokens,
     config::{
         Config, CredentialsConfig, EnclaveConfig, KeyStoreConfig, KmsConfig, ServerConfig,
-        TokenConfig,
+        SigningConfig, TokenConfig,
     },
     fsutil::{write_private, Existing},
     server,
@@ -47,6 +47,10 @@ pub struct DevArgs {
     /// refused by the policy written on first start, exactly as KMS would refuse it.
     #[arg(long)]
     pub trust_current_build: bool,
+    /// Let this key sign raw digests (`sign/hash`, Web3Signer's `eth1/sign`); repeatable.
+    /// Off by default: a signed digest can be a transaction.
+    #[arg(long, value_name = "ADDRESS")]
+    pub allow_raw_hash_key: Vec<alloy_primitives::Address>,
 }
 
 /// Runs dev mode until Ctrl-C / SIGTERM.
@@ -121,6 +125,10 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
             sha256: Tokens::hash(&token),
         }],
         credentials: CredentialsConfig::InsecureDev,
+        rpc: Default::default(),
+        signing: SigningConfig {
+            raw_hash_keys: args.allow_raw_hash_key.clone(),
+        },
     };
 
     let listener = std::net::TcpListener::bind(config.server.listen)?;

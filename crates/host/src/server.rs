@@ -58,6 +58,7 @@ async fn state_and_credentials(config: &Config) -> crate::Result<(AppState, Cred
         kms_key_id: config.kms.key_id.as_str().into(),
         legacy,
         secret_index: Arc::default(),
+        raw_hash_keys: Arc::new(config.signing.raw_hash_keys.iter().copied().collect()),
     };
     Ok((state, source))
 }

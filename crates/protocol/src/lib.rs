@@ -19,6 +19,6 @@ pub use error::{ErrorBody, ErrorCode};
 pub use frame::{FrameError, MAX_FRAME_LEN};
 pub use message::{
     AttestationDocument, AttestationRequest, Credentials, GenerateKey, ImportKey, MigrateKey, Pong,
-    Reply, Request, RequestFrame, Response, ResponseFrame, SecretString, SignTransaction,
-    WrappedKey, PROTOCOL_VERSION,
+    Reply, Request, RequestFrame, Response, ResponseFrame, SecretString, SignAuthorization,
+    SignHash, SignMessage, SignTransaction, SignTypedData, WrappedKey, PROTOCOL_VERSION,
 };

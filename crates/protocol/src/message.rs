@@ -8,8 +8,9 @@
 
 use crate::error::ErrorBody;
 use alloy_primitives::Address;
+use alloy_primitives::B256;
 use base64::Engine as _;
-use nitro_wallet_eth::SignedTransaction;
+use nitro_wallet_eth::{MessageSignature, PersonalMessage, SignedAuthorization, SignedTransaction};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use std::fmt;
@@ -71,6 +72,15 @@ pub enum Request {
     /// Re-wrap a key stored the reference sample's way (KMS ciphertext of the hex key, no
     /// encryption context) as a key bound to its address; the plaintext stays in the enclave.
     MigrateKey(MigrateKey),
+    /// Sign an EIP-191 personal message.
+    SignMessage(SignMessage),
+    /// Sign EIP-712 typed data.
+    SignTypedData(SignTypedData),
+    /// Sign a raw 32-byte digest (whoever may ask for this can sign anything, transactions
+    /// included: the host allows it only for keys configured for it).
+    SignHash(SignHash),
+    /// Sign an EIP-7702 authorization.
+    SignAuthorization(SignAuthorization),
 }
 
 /// What the enclave answers.
@@ -86,6 +96,10 @@ pub enum Response {
     Key(WrappedKey),
     /// A signed transaction.
     SignedTransaction(SignedTransaction),
+    /// A signed message, typed data or digest.
+    MessageSignature(MessageSignature),
+    /// A signed EIP-7702 authorization.
+    SignedAuthorization(SignedAuthorization),
     /// An attestation document (untagged COSE_Sign1 from the NSM).
     Attestation(AttestationDocument),
 }
@@ -135,6 +149,10 @@ pub struct WrappedKey {
     /// KMS `CiphertextBlob`, base64 on the wire.
     #[serde(with = "base64_bytes")]
     pub ciphertext: Vec<u8>,
+    /// Uncompressed SEC1 public key (`0x04…`, 65 bytes), set by the enclave when it wraps a
+    /// key; informative only (the enclave never trusts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<alloy_primitives::Bytes>,
 }
 
 impl WrappedKey {
@@ -188,6 +206,43 @@ pub struct SignTransaction {
     /// The Ethereum JSON-RPC transaction object exactly as the client sent it; the enclave
     /// parses and validates it.
     pub transaction: Box<RawValue>,
+}
+
+/// Sign an EIP-191 personal message.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SignMessage {
+    /// The key.
+    pub key: WrappedKey,
+    /// The message (explicit `{"text"}` / `{"raw"}` form on the wire).
+    pub message: PersonalMessage,
+}
+
+/// Sign EIP-712 typed data.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SignTypedData {
+    /// The key.
+    pub key: WrappedKey,
+    /// The `eth_signTypedData_v4` document exactly as the client sent it; the enclave parses,
+    /// checks and hashes it.
+    pub typed_data: Box<RawValue>,
+}
+
+/// Sign a raw digest.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SignHash {
+    /// The key.
+    pub key: WrappedKey,
+    /// The 32 bytes to sign, as they are (no prefix, no hashing).
+    pub hash: B256,
+}
+
+/// Sign an EIP-7702 authorization.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SignAuthorization {
+    /// The key.
+    pub key: WrappedKey,
+    /// `{chainId, address, nonce}` exactly as the client sent it.
+    pub authorization: Box<RawValue>,
 }
 
 /// Temporary AWS credentials for the enclave's KMS calls.
@@ -306,6 +361,7 @@ mod tests {
                     address: Address::repeat_byte(0x11),
                     kms_key_id: "alias/k".into(),
                     ciphertext: vec![1, 2, 3],
+                    public_key: None,
                 },
                 transaction: RawValue::from_string(tx.into()).unwrap(),
             }),

@@ -358,6 +358,7 @@ async fn a_ciphertext_presented_for_another_address_is_refused() {
             ct[last] ^= 1;
             ct
         },
+        public_key: None,
     };
     // The genuine key is cached, so a tampered record of the same address still signs as that
     // address; after a restart the tampered ciphertext must be refused.

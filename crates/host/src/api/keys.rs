@@ -3,15 +3,17 @@
 use super::{error::ApiError, AppState};
 use crate::keystore::KeyRecord;
 use alloy_primitives::Address;
+use alloy_primitives::B256;
 use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, Path, State},
     http::StatusCode,
     Json,
 };
+use nitro_wallet_eth::{MessageSignature, PersonalMessage};
 use nitro_wallet_protocol::{
     message::{GenerateKey, ImportKey, SignTransaction},
-    Request, Response, SecretString,
+    Request, Response, SecretString, SignAuthorization, SignHash, SignMessage, SignTypedData,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -29,6 +31,8 @@ pub struct KeyView {
     kms_key_id: String,
     policy: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    public_key: Option<alloy_primitives::Bytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     migrated_from: Option<crate::keystore::MigratedFrom>,
 }
 
@@ -40,6 +44,7 @@ impl From<&KeyRecord> for KeyView {
             created_at: r.created_at.clone(),
             kms_key_id: r.kms_key_id.clone(),
             policy: r.policy.clone(),
+            public_key: r.public_key.clone(),
             migrated_from: r.migrated_from.clone(),
         }
     }
@@ -162,7 +167,161 @@ pub(super) async fn sign_with(
     }
 }
 
-async fn find(state: &AppState, address: &str) -> Result<std::sync::Arc<KeyRecord>, ApiError> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MessageBody {
+    message: serde_json::Value,
+}
+
+/// `POST /v1/keys/{address}/sign/message`: EIP-191 personal message. `message` is a string
+/// (`0x`-hex means bytes, as in `personal_sign`), `{"text": "…"}` or `{"raw": "0x…"}`.
+pub(crate) async fn sign_message(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<MessageSignature>, ApiError> {
+    let record = find(&state, &address).await?;
+    let req: MessageBody = parse_json(&body_bytes(body)?)?;
+    let message = PersonalMessage::from_value(&req.message).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            e.to_string(),
+        )
+        .with_field("message")
+    })?;
+    sign_message_with(&state, &record, message).await.map(Json)
+}
+
+/// `POST /v1/keys/{address}/sign/typed-data`: the body is an `eth_signTypedData_v4` document.
+pub(crate) async fn sign_typed_data(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<MessageSignature>, ApiError> {
+    let record = find(&state, &address).await?;
+    let typed_data: Box<RawValue> = parse_json(&body_bytes(body)?)?;
+    sign_typed_data_with(&state, &record, typed_data)
+        .await
+        .map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HashBody {
+    hash: String,
+}
+
+/// `POST /v1/keys/{address}/sign/hash`: a raw 32-byte digest, for keys in
+/// `[signing] raw_hash_keys` only.
+pub(crate) async fn sign_hash(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<MessageSignature>, ApiError> {
+    let record = find(&state, &address).await?;
+    let req: HashBody = parse_json(&body_bytes(body)?)?;
+    let hash = req
+        .hash
+        .strip_prefix("0x")
+        .and_then(|h| h.parse::<B256>().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "hash must be 0x followed by 64 hex digits",
+            )
+            .with_field("hash")
+        })?;
+    sign_hash_with(&state, &record, hash).await.map(Json)
+}
+
+/// `POST /v1/keys/{address}/sign/authorization`: an EIP-7702 authorization
+/// `{chainId, address, nonce}`, answered in the shape of an `authorizationList` entry.
+pub(crate) async fn sign_authorization(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<nitro_wallet_eth::SignedAuthorization>, ApiError> {
+    let record = find(&state, &address).await?;
+    let authorization: Box<RawValue> = parse_json(&body_bytes(body)?)?;
+    match state
+        .enclave
+        .call(Request::SignAuthorization(SignAuthorization {
+            key: record.wrapped(),
+            authorization,
+        }))
+        .await?
+    {
+        Response::SignedAuthorization(signed) => Ok(Json(signed)),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Has the enclave sign an EIP-191 personal message with `record`'s key.
+pub(super) async fn sign_message_with(
+    state: &AppState,
+    record: &KeyRecord,
+    message: PersonalMessage,
+) -> Result<MessageSignature, ApiError> {
+    let request = Request::SignMessage(SignMessage {
+        key: record.wrapped(),
+        message,
+    });
+    message_signature(state.enclave.call(request).await?)
+}
+
+/// Has the enclave sign an EIP-712 document (JSON) with `record`'s key.
+pub(super) async fn sign_typed_data_with(
+    state: &AppState,
+    record: &KeyRecord,
+    typed_data: Box<RawValue>,
+) -> Result<MessageSignature, ApiError> {
+    let request = Request::SignTypedData(SignTypedData {
+        key: record.wrapped(),
+        typed_data,
+    });
+    message_signature(state.enclave.call(request).await?)
+}
+
+/// Has the enclave sign a raw digest with `record`'s key, if the key may.
+///
+/// # Errors
+/// 403 `raw_signing_disabled` for a key not in `[signing] raw_hash_keys`.
+pub(super) async fn sign_hash_with(
+    state: &AppState,
+    record: &KeyRecord,
+    hash: B256,
+) -> Result<MessageSignature, ApiError> {
+    if !state.raw_hash_keys.contains(&record.address) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "raw_signing_disabled",
+            format!(
+                "key {} may not sign raw digests (a signed digest can be a transaction); list it \
+                 in [signing] raw_hash_keys to allow it",
+                record.address
+            ),
+        ));
+    }
+    let request = Request::SignHash(SignHash {
+        key: record.wrapped(),
+        hash,
+    });
+    message_signature(state.enclave.call(request).await?)
+}
+
+fn message_signature(response: Response) -> Result<MessageSignature, ApiError> {
+    match response {
+        Response::MessageSignature(signature) => Ok(signature),
+        _ => Err(unexpected()),
+    }
+}
+
+pub(super) async fn find(
+    state: &AppState,
+    address: &str,
+) -> Result<std::sync::Arc<KeyRecord>, ApiError> {
     let parsed = parse_address(address)?;
     state
         .store
@@ -172,7 +331,7 @@ async fn find(state: &AppState, address: &str) -> Result<std::sync::Arc<KeyRecor
 }
 
 /// An address in the path: 0x + 40 hex; mixed case must be a valid EIP-55 checksum.
-fn parse_address(s: &str) -> Result<Address, ApiError> {
+pub(super) fn parse_address(s: &str) -> Result<Address, ApiError> {
     let bad = || {
         ApiError::new(
             StatusCode::BAD_REQUEST,

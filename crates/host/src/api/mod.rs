@@ -8,6 +8,7 @@ pub mod auth;
 pub mod compat;
 pub mod error;
 pub mod keys;
+pub mod web3signer;
 
 use crate::{enclave_client::EnclaveClient, keystore::KeyStore};
 use axum::{
@@ -38,6 +39,8 @@ pub struct AppState {
     pub legacy: Option<Arc<crate::legacy::LegacySecrets>>,
     /// Which key each migrated sample secret is, for `POST /`.
     pub secret_index: Arc<crate::legacy::SecretIndex>,
+    /// Keys allowed to sign raw digests (`[signing] raw_hash_keys`).
+    pub raw_hash_keys: Arc<std::collections::HashSet<alloy_primitives::Address>>,
 }
 
 /// Limits applied to every request.
@@ -62,23 +65,36 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/keys/{address}/sign/transaction",
             post(keys::sign_transaction),
         )
+        .route("/keys/{address}/sign/message", post(keys::sign_message))
+        .route(
+            "/keys/{address}/sign/typed-data",
+            post(keys::sign_typed_data),
+        )
+        .route("/keys/{address}/sign/hash", post(keys::sign_hash))
+        .route(
+            "/keys/{address}/sign/authorization",
+            post(keys::sign_authorization),
+        )
         .route("/attestation", get(attestation))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ));
-    // The reference sample's signing route, behind the same tokens.
-    let sample =
-        Router::new()
-            .route("/", post(compat::sign))
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_token,
-            ));
+    // The reference sample's signing route and the Web3Signer eth1 surface, behind the same
+    // tokens.
+    let compatible = Router::new()
+        .route("/", post(compat::sign))
+        .route("/api/v1/eth1/publicKeys", get(web3signer::public_keys))
+        .route("/api/v1/eth1/sign/{identifier}", post(web3signer::sign))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     let timeout = limits.request_timeout;
     Router::new()
-        .merge(sample)
+        .merge(compatible)
         .route("/healthz", get(healthz))
+        .route("/upcheck", get(web3signer::upcheck))
         .route("/readyz", get(readyz))
         .nest("/v1", v1)
         .fallback(not_found)

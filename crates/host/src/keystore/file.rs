@@ -145,6 +145,7 @@ mod tests {
                 address: Address::repeat_byte(byte),
                 kms_key_id: "alias/k".into(),
                 ciphertext: vec![byte; 8],
+                public_key: None,
             },
             Some(format!("key {byte}")),
         )

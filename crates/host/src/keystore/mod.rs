@@ -41,6 +41,10 @@ pub struct KeyRecord {
     /// Free-form label.
     #[serde(default)]
     pub label: Option<String>,
+    /// Uncompressed SEC1 public key (`0x04…`), as the enclave reported it when it wrapped the
+    /// key (absent in records made before it did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<alloy_primitives::Bytes>,
     /// The reference sample's secret this key was migrated from, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrated_from: Option<MigratedFrom>,
@@ -74,6 +78,7 @@ impl KeyRecord {
             address: wrapped.address,
             ciphertext: wrapped.ciphertext,
             kms_key_id: wrapped.kms_key_id,
+            public_key: wrapped.public_key,
             policy: None,
             created_at,
             label,
@@ -87,6 +92,7 @@ impl KeyRecord {
             address: self.address,
             kms_key_id: self.kms_key_id.clone(),
             ciphertext: self.ciphertext.clone(),
+            public_key: self.public_key.clone(),
         }
     }
 }

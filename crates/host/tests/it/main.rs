@@ -11,4 +11,5 @@ mod credentials;
 mod e2e;
 mod sample_compat;
 mod secrets_manager;
+mod signing;
 mod support;

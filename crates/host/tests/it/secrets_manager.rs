@@ -142,6 +142,7 @@ fn record(n: u8) -> KeyRecord {
             address: Address::with_last_byte(n),
             kms_key_id: "alias/nitro-wallet".into(),
             ciphertext,
+            public_key: None,
         },
         Some(format!("key {n}")),
     )

@@ -7,7 +7,7 @@ use nitro_wallet::{
     api::{self, auth::Tokens, Limits},
     config::{
         Config, CredentialsConfig, EnclaveConfig, KeyStoreConfig, KmsConfig, ServerConfig,
-        TokenConfig,
+        SigningConfig, TokenConfig,
     },
     server,
 };
@@ -33,10 +33,22 @@ pub struct InProcess {
 
 impl InProcess {
     pub async fn start() -> InProcess {
-        Self::with_body_limit(256 * 1024).await
+        Self::with(256 * 1024, Vec::new()).await
     }
 
     pub async fn with_body_limit(body_bytes: usize) -> InProcess {
+        Self::with(body_bytes, Vec::new()).await
+    }
+
+    /// With these keys allowed to sign raw digests.
+    pub async fn with_raw_hash_keys(keys: Vec<alloy_primitives::Address>) -> InProcess {
+        Self::with(256 * 1024, keys).await
+    }
+
+    pub async fn with(
+        body_bytes: usize,
+        raw_hash_keys: Vec<alloy_primitives::Address>,
+    ) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         let emulator = Emulator::open(&dir.path().join("kms")).unwrap();
         // A simulated NSM measuring a made-up image, and the key policy that admits it.
@@ -101,6 +113,8 @@ impl InProcess {
                 sha256: Tokens::hash(TOKEN),
             }],
             credentials: CredentialsConfig::InsecureDev,
+            rpc: Default::default(),
+            signing: SigningConfig { raw_hash_keys },
         };
         let state = server::state(&config).await.unwrap();
         let router = api::router(
@@ -112,6 +126,20 @@ impl InProcess {
             },
         );
         InProcess { router, dir }
+    }
+
+    /// Sends a request with the test token; returns the status and the body as text.
+    pub async fn send_text(&self, method: &str, path: &str, body: &str) -> (StatusCode, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
     }
 
     /// Sends a request; `token` None means no Authorization header.
