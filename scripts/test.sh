@@ -36,3 +36,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "deploy/: scripts, Dockerfiles, systemd units, CDK synth, user data (deploy/test.sh)"
+DEPLOY_TEST_STRICT=1 ENCLAVE_BIN="$PWD/target/debug/nitro-wallet-enclave" bash deploy/test.sh
