@@ -114,6 +114,19 @@ fn needs_kms(request: &Request, cached: &Address) -> bool {
             s.key.address != *cached
                 && TransactionRequest::from_json(s.transaction.get().as_bytes()).is_ok()
         }
+        Request::SignMessage(m) => m.key.address != *cached,
+        Request::SignHash(h) => h.key.address != *cached,
+        Request::SignTypedData(t) => {
+            t.key.address != *cached
+                && nitro_wallet_eth::typed_data_hash(t.typed_data.get().as_bytes()).is_ok()
+        }
+        Request::SignAuthorization(a) => {
+            a.key.address != *cached
+                && nitro_wallet_eth::AuthorizationRequest::from_json(
+                    a.authorization.get().as_bytes(),
+                )
+                .is_ok_and(|r| !r.chain_id().is_zero())
+        }
         _ => true,
     }
 }
@@ -131,6 +144,10 @@ fuzz_target!(|data: &[u8]| {
         Ok(Response::Pong(pong)) => assert_eq!(pong.cached_keys, 1, "the key cache changed"),
         Ok(Response::Done) => {}
         Ok(Response::SignedTransaction(signed)) => assert_eq!(signed.from, fx.address),
+        Ok(Response::MessageSignature(sig)) => {
+            assert_eq!(sig.recover_signer(), Some(fx.address), "signed by another key");
+        }
+        Ok(Response::SignedAuthorization(auth)) => assert!(!auth.chain_id.is_zero()),
         Ok(other) => panic!("unexpected response without KMS: {other:?}"),
         Err(e) => assert!(
             !matches!(
