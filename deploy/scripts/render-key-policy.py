@@ -22,6 +22,9 @@ deploy/test.sh checks that the two agree):
   - EnclaveEncrypt: kms:Encrypt (wrapping a new key) for the instance role only with exactly
     that encryption context key and an address value; it returns no key material.
   - DenyDecryptWithoutAttestation: nobody gets plaintext without an attestation document.
+  - DenyDecryptOutsideMeasuredImages: nobody decrypts with the attestation of any other image
+    (a debug-mode enclave's zeros included), whatever Allow is added to this policy, to IAM or
+    by a grant later: a Deny wins over every Allow.
   - DenyReEncryptAndGrants: no ReEncrypt (it would move key records under another key) and no
     grants (they would bypass the statements above).
 There is no account-root "kms:*" statement, so IAM policies cannot widen any of this.
@@ -136,6 +139,14 @@ def key_policy(pcr0s, instance_role_arn, admin_arns):
                 "Action": "kms:Decrypt",
                 "Resource": "*",
                 "Condition": {"Null": {ATTESTATION_KEY: "true"}},
+            },
+            {
+                "Sid": "DenyDecryptOutsideMeasuredImages",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {"StringNotEqualsIgnoreCase": {ATTESTATION_KEY: list(pcr0s)}},
             },
             {
                 "Sid": "DenyReEncryptAndGrants",

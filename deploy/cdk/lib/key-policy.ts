@@ -8,8 +8,22 @@
 //   (encryption context key nitro-wallet:address).
 // - EnclaveEncrypt: kms:Encrypt (wrapping a new key; returns no key material) with exactly that
 //   context key and an address value.
-// - DenyDecryptWithoutAttestation, DenyReEncryptAndGrants: explicit denies that hold even if
-//   someone later adds an "enable IAM policies" statement.
+// - DenyDecryptWithoutAttestation, DenyDecryptOutsideMeasuredImages, DenyReEncryptAndGrants:
+//   explicit denies. An Allow only says who may; any other Allow (a statement added later in
+//   the console, e.g. the default "Enable IAM User Permissions" kms:* for the account root,
+//   which would let every IAM policy in the account grant kms:Decrypt) would add to it. A Deny
+//   wins over every Allow, from the key policy, IAM or a grant, so these make the pin hold for
+//   every principal, whatever is added next to them:
+//     * no Decrypt without an attestation document (KMS would return the plaintext to the
+//       caller, i.e. to the parent instance, instead of encrypting it to the enclave's key);
+//     * no Decrypt with an attestation of any image but the measured ones. This keeps a
+//       debug-mode enclave out whatever else is allowed (its PCR0 is all zeros, never in the
+//       list unless deployed with allowDebugPcr0): a debug enclave's memory is readable from
+//       the parent, so a key released to it would be released to the parent;
+//     * no ReEncrypt (it would move records under a key this policy does not govern) and no
+//       grants (a grant is an Allow outside this document).
+//   They do not protect against the key administrators, who can rewrite the whole policy:
+//   kms:PutKeyPolicy is part of the trust base (deploy/README.md).
 // There is deliberately no account-root "kms:*" statement: IAM policies cannot widen any of
 // this, so the instance role's IAM policy carries no kms:Decrypt/Encrypt (it would be inert).
 
@@ -97,6 +111,16 @@ export function keyPolicy(pcr0s: string[], instanceRoleArn: string, adminArns: s
         Action: 'kms:Decrypt',
         Resource: '*',
         Condition: { Null: { [ATTESTATION_KEY]: 'true' } },
+      },
+      {
+        Sid: 'DenyDecryptOutsideMeasuredImages',
+        Effect: 'Deny',
+        Principal: '*',
+        Action: 'kms:Decrypt',
+        Resource: '*',
+        // Negated operator: true when the request's PCR0 is none of these (and when it has none,
+        // which the statement above also denies, independently of that rule of IAM).
+        Condition: { StringNotEqualsIgnoreCase: { [ATTESTATION_KEY]: pcr0s } },
       },
       {
         Sid: 'DenyReEncryptAndGrants',

@@ -18,7 +18,10 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import * as cr from 'aws-cdk-lib/custom-resources';
+import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { ATTESTATION_KEY, keyPolicy } from './key-policy';
 import { DeployInputError, Measurements, sha256File } from './measurements';
@@ -28,6 +31,8 @@ import { deployFilesBundle, renderUserData, USER_DATA_LIMIT } from './user-data'
 const ENCLAVE_CID = 16;
 /** Where `serve` listens on the instance; the NLB maps 443 to it, so no privileged port. */
 const API_PORT = 8443;
+/** The VPC's range, and the default clientCidr (a literal, so that cdk-nag can check the rule). */
+const VPC_CIDR = '10.42.0.0/16';
 
 export interface NitroWalletStackProps extends StackProps {
   /** The enclave image to run (deploy/out/measurements.json). */
@@ -78,11 +83,19 @@ export class NitroWalletStack extends Stack {
 
     // ---- network: isolated subnets, endpoints instead of NAT ----
     const vpc = new ec2.Vpc(this, 'Vpc', {
-      ipAddresses: ec2.IpAddresses.cidr('10.42.0.0/16'),
+      ipAddresses: ec2.IpAddresses.cidr(VPC_CIDR),
       maxAzs: 2,
       natGateways: 0,
       subnetConfiguration: [{ name: 'private', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
-      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+    });
+    const s3Endpoint = vpc.addGatewayEndpoint('S3', { service: ec2.GatewayVpcEndpointAwsService.S3 });
+    // Flow logs of all traffic, kept a year: what reached the instances and the endpoints, and
+    // what was rejected, for an investigation after the fact.
+    vpc.addFlowLog('FlowLog', {
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(
+        new logs.LogGroup(this, 'FlowLogGroup', { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN }),
+      ),
+      trafficType: ec2.FlowLogTrafficType.ALL,
     });
     const endpoints: [string, ec2.InterfaceVpcEndpointAwsService][] = [
       ['Kms', ec2.InterfaceVpcEndpointAwsService.KMS],
@@ -96,25 +109,80 @@ export class NitroWalletStack extends Stack {
         ['Ec2Messages', ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES],
       );
     }
-    for (const [name, service] of endpoints) {
-      // Private DNS: kms.<region>.amazonaws.com resolves to the endpoint, so the vsock-proxy's
-      // allowlisted name and the TLS certificate the enclave checks stay the regional ones.
-      vpc.addInterfaceEndpoint(name, { service, privateDnsEnabled: true, subnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } });
-    }
-
+    // The instances' security group: in, only the API from the load balancer; out, only HTTPS
+    // to the interface endpoints and to S3 (the gateway endpoint). There is no other route (no
+    // NAT, no internet gateway), and if one were added later these rules would still hold.
     const sg = new ec2.SecurityGroup(this, 'InstanceSecurityGroup', {
       vpc,
       allowAllOutbound: false,
-      description: 'nitro-wallet instances: the HTTPS API in, HTTPS to the VPC endpoints and S3 out',
+      description: 'nitro-wallet instances: the HTTPS API from the NLB in, HTTPS to the VPC endpoints and S3 out',
     });
-    sg.addIngressRule(
-      ec2.Peer.ipv4(props.clientCidr ?? vpc.vpcCidrBlock),
-      ec2.Port.tcp(API_PORT),
-      'HTTPS API from clients (the NLB preserves client IPs) and the NLB health checks',
+    // The interface endpoints share one group: 443 in from the instances only, nothing out.
+    const endpointSg = new ec2.SecurityGroup(this, 'EndpointSecurityGroup', {
+      vpc,
+      allowAllOutbound: false,
+      description: 'nitro-wallet interface endpoints: HTTPS from the nitro-wallet instances only',
+    });
+    endpointSg.connections.allowFrom(sg, ec2.Port.tcp(443), 'nitro-wallet instances to the interface endpoints');
+    const interfaceEndpoints = endpoints.map(([name, service]) =>
+      // Private DNS: kms.<region>.amazonaws.com resolves to the endpoint, so the vsock-proxy's
+      // allowlisted name and the TLS certificate the enclave checks stay the regional ones.
+      vpc.addInterfaceEndpoint(name, {
+        service,
+        privateDnsEnabled: true,
+        open: false,
+        securityGroups: [endpointSg],
+        subnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      }),
     );
-    // Only the interface endpoints and the S3 gateway endpoint are routable (no NAT, no IGW);
-    // the S3 prefix list id needs an account lookup, so 443 is opened and routing does the rest.
-    sg.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'VPC endpoints and S3 (gateway endpoint) only: no other route exists');
+    // S3 (the artifacts, Amazon Linux's package repositories) is reached through the gateway
+    // endpoint, whose addresses are the region's AWS-managed prefix list. Its id differs per
+    // region and CloudFormation has no attribute for it, so a custom resource looks it up at
+    // deploy time (ec2:DescribeManagedPrefixLists, read-only).
+    // Its function gets a role of its own that may write only to its log group (instead of the
+    // AWS managed AWSLambdaBasicExecutionRole, which may write to any).
+    const lookupLogs = new logs.LogGroup(this, 'S3PrefixListLookupLogs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const lookupRole = new iam.Role(this, 'S3PrefixListLookupRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'nitro-wallet: looks up the id of the S3 managed prefix list at deploy time',
+    });
+    lookupLogs.grantWrite(lookupRole);
+    const s3PrefixList = new cr.AwsCustomResource(this, 'S3PrefixList', {
+      role: lookupRole,
+      logGroup: lookupLogs,
+      onUpdate: {
+        service: 'EC2',
+        action: 'describeManagedPrefixLists',
+        parameters: {
+          Filters: [{ Name: 'prefix-list-name', Values: [`com.amazonaws.${this.region}.s3`, `cn.com.amazonaws.${this.region}.s3`] }],
+        },
+        physicalResourceId: cr.PhysicalResourceId.of(`s3-prefix-list-${this.region}`),
+        outputPaths: ['PrefixLists.0.PrefixListId'],
+      },
+      policy: cr.AwsCustomResourcePolicy.fromSdkCalls({ resources: cr.AwsCustomResourcePolicy.ANY_RESOURCE }),
+      installLatestAwsSdk: false,
+    });
+    sg.addEgressRule(
+      ec2.Peer.prefixList(s3PrefixList.getResponseField('PrefixLists.0.PrefixListId')),
+      ec2.Port.tcp(443),
+      'S3 through the gateway endpoint: the artifacts and the Amazon Linux repositories',
+    );
+    NagSuppressions.addResourceSuppressions(
+      s3PrefixList,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          appliesTo: ['Resource::*'],
+          reason:
+            'ec2:DescribeManagedPrefixLists, the only action of this policy, is read-only and supports no resource-level ' +
+            'permissions (IAM accepts only "*" for EC2 Describe actions)',
+        },
+      ],
+      true,
+    );
 
     // ---- the instance role: least privilege ----
     const role = new iam.Role(this, 'InstanceRole', {
@@ -161,6 +229,46 @@ export class NitroWalletStack extends Stack {
     if (props.enableSsm) {
       role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'));
     }
+
+    NagSuppressions.addResourceSuppressions(
+      role,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          // The account is <AWS::AccountId>, or its number when the CLI knows it (CDK_DEFAULT_ACCOUNT).
+          appliesTo: [
+            {
+              regex: `/^Resource::arn:<AWS::Partition>:secretsmanager:${this.region}:(<AWS::AccountId>|[0-9]{12}):secret:${escapeRegExp(secretsPrefix)}\\*$/`,
+            },
+          ],
+          reason:
+            'Key records are one secret per wallet address, created at run time, so their names are known only by ' +
+            'prefix: the prefix is the narrowest scope. The actions are CreateSecret, GetSecretValue and ' +
+            'DescribeSecret (never overwrite or delete), and a record is a KMS ciphertext that only the attested ' +
+            'enclave image can decrypt (key policy)',
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          appliesTo: ['Resource::*'],
+          reason:
+            'secretsmanager:ListSecrets and BatchGetSecretValue support no resource-level permissions (BatchGet still ' +
+            'needs GetSecretValue on each secret, which is scoped to the prefix); kms:GenerateRandom is not a key ' +
+            'operation and has no resource, and is allowed only with the attested PCR0 (condition)',
+        },
+        ...(props.enableSsm
+          ? [
+              {
+                id: 'AwsSolutions-IAM4',
+                appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore'],
+                reason:
+                  'Session Manager is opt-in (-c enableSsm=true); AWS maintains this policy for what the SSM agent ' +
+                  'calls. It grants nothing on the key or the key records',
+              },
+            ]
+          : []),
+      ],
+      true,
+    );
 
     // ---- the KMS key: its policy, generated from the measurements, is the only access path ----
     const admins = props.adminPrincipalArns?.length ? props.adminPrincipalArns : [new iam.AccountRootPrincipal().arn];
@@ -265,12 +373,38 @@ export class NitroWalletStack extends Stack {
       }),
     });
     (asg.node.defaultChild as autoscaling.CfnAutoScalingGroup).overrideLogicalId(asgLogicalId);
+    // No instance before its network works: the rules that refer to another security group or
+    // to the S3 prefix list are resources of their own (children of these groups), and the
+    // endpoints' private DNS names must resolve before user data downloads, calls KMS or
+    // signals CloudFormation.
+    asg.node.addDependency(sg, endpointSg, s3Endpoint, ...interfaceEndpoints);
+    NagSuppressions.addResourceSuppressions(asg, [
+      {
+        id: 'AwsSolutions-AS3',
+        reason:
+          'No notification topic: launches and replacements are gated by the CloudFormation signals (a failed ' +
+          'instance stops and rolls back the deployment), and the NLB health check replaces instances whose ' +
+          'enclave is down. Add an SNS topic with notifications when an operator channel exists to subscribe it',
+      },
+    ]);
 
     // ---- internal NLB: TLS passes through to the instances ----
+    // The load balancer has its own security group (in: 443 from clientCidr). The instances
+    // accept 8443 from that group only, which AWS honours with client IP preservation on
+    // (instance targets): clients reach the API only through the NLB, and the NLB's health
+    // checks are allowed whatever clientCidr is.
+    const nlbSg = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
+      vpc,
+      allowAllOutbound: false,
+      description: 'nitro-wallet NLB: HTTPS from the clients in, the instances API port out',
+    });
+    nlbSg.addIngressRule(ec2.Peer.ipv4(props.clientCidr ?? VPC_CIDR), ec2.Port.tcp(443), 'HTTPS API from the clients');
+    sg.connections.allowFrom(nlbSg, ec2.Port.tcp(API_PORT), 'HTTPS API and /readyz health checks from the NLB only');
     const nlb = new elbv2.NetworkLoadBalancer(this, 'LoadBalancer', {
       vpc,
       internetFacing: false,
       crossZoneEnabled: true,
+      securityGroups: [nlbSg],
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
     });
     nlb.addListener('Https', { port: 443, protocol: elbv2.Protocol.TCP }).addTargets('Wallet', {
@@ -289,12 +423,26 @@ export class NitroWalletStack extends Stack {
       },
     });
 
+    NagSuppressions.addResourceSuppressions(nlb, [
+      {
+        id: 'AwsSolutions-ELB2',
+        reason:
+          'NLB access logs are written for TLS listeners only; this listener is TCP because TLS passes through to ' +
+          'the instances (only they hold the TLS key), so there is nothing to log. The VPC flow logs record the ' +
+          'connections',
+      },
+    ]);
+
     new CfnOutput(this, 'ApiEndpoint', { value: `https://${nlb.loadBalancerDnsName}` });
     new CfnOutput(this, 'KeyArn', { value: key.attrArn });
     new CfnOutput(this, 'InstanceRoleArn', { value: role.roleArn });
     new CfnOutput(this, 'EnclavePcr0', { value: m.pcr0 });
     new CfnOutput(this, 'AllowedPcr0s', { value: pcr0s.join(',') });
   }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
 function checkInputs(
