@@ -209,6 +209,9 @@ tmp=$(mktemp)
   printf '\n[key_store]\nkind = "secrets_manager"\nregion = "%s"\nprefix = "%s"\n' "$REGION" "$SECRETS_PREFIX"
   # The instance role's credentials from IMDSv2, handed to the enclave for its KMS calls.
   printf '\n[credentials]\nsource = "aws"\nregion = "%s"\n' "$REGION"
+  # Every signing decision, recorded and signed inside the enclave, synced here before its
+  # outcome is released (nitro-wallet audit verify checks it).
+  printf '\n[audit]\npath = "/var/lib/nitro-wallet/audit.jsonl"\n'
   for t in "${TOKENS[@]}"; do
     printf '\n[[tokens]]\nname = "%s"\nsha256 = "%s"\n' "${t%%=*}" "${t#*=}"
   done

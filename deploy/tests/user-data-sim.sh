@@ -165,7 +165,8 @@ PY
 check "supervise.toml carries the expected PCR0" python3 -c "
 import tomllib, sys
 c = tomllib.load(open('/etc/nitro-wallet/supervise.toml', 'rb'))
-sys.exit(0 if c['enclave']['expected_pcr0'] == '$pcr0' and c['enclave']['cid'] == 16 else 1)"
+e = c['enclaves'][0]
+sys.exit(0 if e['expected_pcr0'] == '$pcr0' and e['cid'] == 16 and e['name'] == 'nitro-wallet-16' else 1)"
 check "nitro-wallet.service installed" cmp -s /etc/systemd/system/nitro-wallet.service /opt/nitro-wallet/deploy/systemd/nitro-wallet.service
 check "without 'supervise' the supervisor unit is not installed" test ! -e /etc/systemd/system/nitro-wallet-supervise.service
 check "without 'supervise' the enclave is started once with nitro-cli" called "systemd-run --unit=nitro-wallet-enclave --description=nitro-wallet enclave (unsupervised) --property=Type=oneshot --property=RemainAfterExit=yes --property=After=nitro-enclaves-allocator.service /usr/bin/nitro-cli run-enclave --eif-path /opt/nitro-wallet/nitro-wallet.eif --cpu-count 2 --memory 2048 --enclave-cid 16"

@@ -86,6 +86,7 @@ fn setup() -> Result<Fixture, Box<dyn std::error::Error>> {
             .handle(Request::ImportKey(ImportKey {
                 kms_key_id: nitro_wallet_kms::emulator::DEFAULT_ALIAS.to_owned(),
                 private_key: SecretString::new(FIXED_KEY.to_owned()),
+                policy: None,
             }))
             .await
             .map_err(|e| format!("ImportKey: {e:?}"))?;
@@ -107,8 +108,17 @@ fn setup() -> Result<Fixture, Box<dyn std::error::Error>> {
 
 /// Whether `request` would make the enclave call KMS (and is therefore not fuzzed here).
 fn needs_kms(request: &Request, cached: &Address) -> bool {
+    // The cached key has no policy: a record presenting one misses the cache and unwraps.
+    let with_policy = |k: &nitro_wallet_protocol::WrappedKey| k.policy.is_some();
     match request {
-        Request::Ping | Request::SetCredentials(_) => false,
+        Request::SignTransaction(s) if with_policy(&s.key) => true,
+        Request::SignMessage(m) if with_policy(&m.key) => true,
+        Request::SignHash(h) if with_policy(&h.key) => true,
+        Request::SignTypedData(t) if with_policy(&t.key) => true,
+        Request::SignAuthorization(a) if with_policy(&a.key) => true,
+        Request::Ping | Request::SetCredentials(_) | Request::AuditEntries(_) => false,
+        // Recorded in the audit chain and answered with the entry: the same KMS needs.
+        Request::Audited(a) => needs_kms(&a.request, cached),
         Request::ImportKey(i) => PrivateKey::from_hex(i.private_key.expose()).is_ok(),
         Request::SignTransaction(s) => {
             s.key.address != *cached
@@ -140,28 +150,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let result = fx.rt.block_on(fx.enclave.handle(request.req));
-    match &result {
-        Ok(Response::Pong(pong)) => assert_eq!(pong.cached_keys, 1, "the key cache changed"),
-        Ok(Response::Done) => {}
-        Ok(Response::SignedTransaction(signed)) => assert_eq!(signed.from, fx.address),
-        Ok(Response::MessageSignature(sig)) => {
-            assert_eq!(sig.recover_signer(), Some(fx.address), "signed by another key");
-        }
-        Ok(Response::SignedAuthorization(auth)) => assert!(!auth.chain_id.is_zero()),
-        Ok(other) => panic!("unexpected response without KMS: {other:?}"),
-        Err(e) => assert!(
-            !matches!(
-                e.code,
-                ErrorCode::KmsDenied
-                    | ErrorCode::KmsInvalidCiphertext
-                    | ErrorCode::KmsKeyNotFound
-                    | ErrorCode::KmsUnavailable
-                    | ErrorCode::KmsError
-                    | ErrorCode::Internal
-            ),
-            "unexpected error: {e:?}"
-        ),
-    }
+    check(result.as_ref(), fx);
     // As the server does: the reply goes back in a frame that the host must be able to read.
     let reply = match result {
         Ok(r) => Reply::Ok(r),
@@ -180,3 +169,57 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => panic!("the host cannot decode the reply: {e}"),
     }
 });
+
+/// The checks of one outcome; an audited one's inner outcome too, and its entries must be
+/// this enclave's, hashed and signed.
+fn check(result: Result<&Response, &nitro_wallet_protocol::ErrorBody>, fx: &Fixture) {
+    match result {
+        Ok(Response::Audited(a)) => {
+            assert!(!a.entries.is_empty(), "a decision without an audit entry");
+            for e in &a.entries {
+                let body = e.body().expect("an entry body that does not parse");
+                assert_eq!(body.chain, fx.enclave.audit_chain());
+                assert_eq!(e.computed_hash(), e.hash);
+                assert!(nitro_wallet_audit::signature_is_valid(
+                    &body.chain,
+                    &e.hash,
+                    &e.sig
+                ));
+            }
+            match &*a.reply {
+                Reply::Ok(r) => check(Ok(r), fx),
+                Reply::Err(e) => check(Err(e), fx),
+            }
+        }
+        Ok(Response::AuditEntries(list)) => {
+            for e in &list.entries {
+                assert_eq!(e.computed_hash(), e.hash);
+            }
+        }
+        Ok(Response::Pong(pong)) => assert_eq!(pong.cached_keys, 1, "the key cache changed"),
+        Ok(Response::Done) => {}
+        Ok(Response::SignedTransaction(signed)) => assert_eq!(signed.from, fx.address),
+        Ok(Response::MessageSignature(sig)) => {
+            assert_eq!(
+                sig.recover_signer(),
+                Some(fx.address),
+                "signed by another key"
+            );
+        }
+        Ok(Response::SignedAuthorization(auth)) => assert!(!auth.chain_id.is_zero()),
+        Ok(other) => panic!("unexpected response without KMS: {other:?}"),
+        Err(e) => assert!(
+            !matches!(
+                e.code,
+                ErrorCode::KmsDenied
+                    | ErrorCode::KmsInvalidCiphertext
+                    | ErrorCode::KmsKeyNotFound
+                    | ErrorCode::KmsUnavailable
+                    | ErrorCode::KmsError
+                    | ErrorCode::Internal
+                    | ErrorCode::AuditUnavailable
+            ),
+            "unexpected error: {e:?}"
+        ),
+    }
+}

@@ -89,6 +89,7 @@ pub(crate) async fn run(args: EnclaveArgs) -> Result<Report, Error> {
     let key = match conn
         .call(Request::GenerateKey(GenerateKey {
             kms_key_id: args.kms_key_id.clone(),
+            policy: None,
         }))
         .await?
     {
@@ -180,6 +181,7 @@ impl Conn {
                     req: Request::SignTransaction(SignTransaction {
                         key: key.clone(),
                         transaction,
+                        window: None,
                     }),
                 })?)
             })

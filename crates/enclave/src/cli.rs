@@ -74,6 +74,16 @@ fn open_nsm(dev_dir: Option<&std::path::Path>) -> Result<Arc<dyn Nsm>, String> {
 /// Runs the enclave server until Ctrl-C / SIGTERM; signing runs on one runtime worker per CPU,
 /// which is the signing pool.
 pub fn run(args: EnclaveArgs) -> ExitCode {
+    let hardening = crate::harden::apply();
+    if hardening.no_core_dumps {
+        tracing::info!("core dumps disabled, process not dumpable");
+    } else {
+        tracing::warn!("could not disable core dumps");
+    }
+    match &hardening.memory_locked {
+        Ok(()) => tracing::info!("memory locked (never swapped)"),
+        Err(why) => tracing::warn!(reason = %why, "memory not locked"),
+    }
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)

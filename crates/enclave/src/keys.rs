@@ -4,9 +4,14 @@
 //! in steady state. Concurrent requests for a key that is not cached share one unwrap. The
 //! cache is bounded; an evicted key is zeroized when its last in-flight signature finishes
 //! (`PrivateKey` zeroizes on drop) and is unwrapped again on its next use.
+//!
+//! Entries are keyed by address **and** policy digest: the policy that KMS verified through
+//! the encryption context is the one cached with the key, so a request presenting another
+//! policy misses the cache and must unwrap (and KMS refuses the mismatch).
 
 use alloy_primitives::Address;
 use nitro_wallet_eth::PrivateKey;
+use nitro_wallet_policy::Policy;
 use std::{
     collections::HashMap,
     future::Future,
@@ -14,13 +19,33 @@ use std::{
 };
 use tokio::sync::OnceCell;
 
-type Slot = Arc<OnceCell<Arc<PrivateKey>>>;
+/// A plaintext key and the policy it was unwrapped (or wrapped) under.
+pub struct Unwrapped {
+    /// The key.
+    pub key: PrivateKey,
+    /// Its policy, verified by KMS through the encryption context.
+    pub policy: Policy,
+}
 
-/// Bounded address → key cache.
+impl std::fmt::Debug for Unwrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unwrapped")
+            .field("address", &self.key.address())
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// Which cache entry: the address and the policy digest (`None` for the default policy).
+pub type CacheId = (Address, Option<String>);
+
+type Slot = Arc<OnceCell<Arc<Unwrapped>>>;
+
+/// Bounded (address, policy) → key cache.
 #[derive(Debug)]
 pub struct KeyCache {
     capacity: usize,
-    slots: Mutex<HashMap<Address, Slot>>,
+    slots: Mutex<HashMap<CacheId, Slot>>,
 }
 
 impl KeyCache {
@@ -42,13 +67,17 @@ impl KeyCache {
         self.len() == 0
     }
 
-    /// Caches a key known to be good (just generated or imported).
-    pub fn insert(&self, key: PrivateKey) {
-        let address = key.address();
+    /// Caches a key known to be good (just generated, imported or re-wrapped) under `id`.
+    pub fn insert(&self, id: CacheId, key: Unwrapped) {
         let slot = Arc::new(OnceCell::new_with(Some(Arc::new(key))));
         let mut slots = self.lock();
-        Self::make_room(&mut slots, self.capacity, &address);
-        slots.insert(address, slot);
+        Self::make_room(&mut slots, self.capacity, &id);
+        slots.insert(id, slot);
+    }
+
+    /// Forgets every entry of `address` (its policy changed).
+    pub fn remove_address(&self, address: &Address) {
+        self.lock().retain(|(a, _), _| a != address);
     }
 
     /// The key for `address`, running `unwrap` (once, shared by concurrent callers) when it is
@@ -58,39 +87,39 @@ impl KeyCache {
     /// Whatever `unwrap` returns.
     pub async fn get_or_try_insert<E, F, Fut>(
         &self,
-        address: Address,
+        id: CacheId,
         unwrap: F,
-    ) -> Result<Arc<PrivateKey>, E>
+    ) -> Result<Arc<Unwrapped>, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<PrivateKey, E>>,
+        Fut: Future<Output = Result<Unwrapped, E>>,
     {
         let slot = {
             let mut slots = self.lock();
-            if let Some(key) = slots.get(&address).and_then(|s| s.get()) {
+            if let Some(key) = slots.get(&id).and_then(|s| s.get()) {
                 return Ok(Arc::clone(key));
             }
-            if !slots.contains_key(&address) {
-                Self::make_room(&mut slots, self.capacity, &address);
+            if !slots.contains_key(&id) {
+                Self::make_room(&mut slots, self.capacity, &id);
             }
-            Arc::clone(slots.entry(address).or_default())
+            Arc::clone(slots.entry(id).or_default())
         };
         slot.get_or_try_init(|| async { unwrap().await.map(Arc::new) })
             .await
             .map(Arc::clone)
     }
 
-    fn make_room(slots: &mut HashMap<Address, Slot>, capacity: usize, keep: &Address) {
+    fn make_room(slots: &mut HashMap<CacheId, Slot>, capacity: usize, keep: &CacheId) {
         while slots.len() >= capacity {
             // Any victim will do: eviction only costs one KMS call later.
-            let Some(victim) = slots.keys().find(|a| *a != keep).copied() else {
+            let Some(victim) = slots.keys().find(|a| *a != keep).cloned() else {
                 break;
             };
             slots.remove(&victim);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Slot>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheId, Slot>> {
         // The map stays consistent even if a holder panicked: every update is one call.
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -101,6 +130,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn unwrapped(key: PrivateKey) -> Unwrapped {
+        Unwrapped {
+            key,
+            policy: Policy::default(),
+        }
+    }
 
     #[tokio::test]
     async fn concurrent_misses_share_one_unwrap_and_capacity_is_kept() {
@@ -113,13 +149,14 @@ mod tests {
             let (cache, calls) = (cache.clone(), calls.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_try_insert(address, || async {
+                    .get_or_try_insert((address, None), || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::task::yield_now().await;
-                        Ok::<_, ()>(PrivateKey::from_hex(hex).unwrap())
+                        Ok::<_, ()>(unwrapped(PrivateKey::from_hex(hex).unwrap()))
                     })
                     .await
                     .unwrap()
+                    .key
                     .address()
             }));
         }
@@ -129,7 +166,8 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
         for _ in 0..5 {
-            cache.insert(PrivateKey::generate().unwrap());
+            let key = PrivateKey::generate().unwrap();
+            cache.insert((key.address(), None), unwrapped(key));
         }
         assert_eq!(cache.len(), 2);
     }
@@ -139,7 +177,7 @@ mod tests {
         let cache = KeyCache::new(4);
         let address = Address::repeat_byte(1);
         let r = cache
-            .get_or_try_insert(address, || async { Err::<PrivateKey, _>("denied") })
+            .get_or_try_insert((address, None), || async { Err::<Unwrapped, _>("denied") })
             .await;
         assert!(r.is_err());
         assert_eq!(cache.len(), 0);

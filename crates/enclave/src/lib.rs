@@ -3,19 +3,27 @@
 //! It listens for host connections ([`server`]), keeps decrypted keys in a bounded in-memory
 //! cache ([`keys`]) so that steady-state signing makes no KMS call, and wraps and unwraps keys
 //! with KMS through the AWS SDK ([`Enclave`]). Plaintext keys never leave this process.
+//! Every signing and key-management decision is recorded in the process's audit chain,
+//! signed by an attested key ([`nitro_wallet_audit`]).
 
+mod audit;
 pub mod cli;
+pub mod harden;
 pub mod keys;
 pub mod server;
+mod window;
 
 use alloy_primitives::{Address, B256};
 use keys::KeyCache;
 use nitro_wallet_attestation::Nsm;
+use nitro_wallet_audit::{Chain, Genesis, SignedEntry};
 use nitro_wallet_eth::{AuthorizationRequest, MessageSignature, PrivateKey, TransactionRequest};
 use nitro_wallet_kms::{cms::RecipientKey, CredentialsCell, KmsClient, KmsConfig, KmsError};
+use nitro_wallet_policy::{Intent, Policy, WindowState};
 use nitro_wallet_protocol::{
     message::{AttestationDocument, Credentials, WrappedKey},
-    ErrorBody, ErrorCode, Pong, Request, Response,
+    AuditEntries, AuditEntryList, Audited, AuditedReply, ErrorBody, ErrorCode, Pong, Reply,
+    Request, Response, WindowedTransaction,
 };
 use std::sync::Arc;
 
@@ -58,6 +66,9 @@ pub enum StartError {
     /// The KMS recipient key pair could not be made.
     #[error("recipient key: {0}")]
     Recipient(#[from] nitro_wallet_kms::cms::CmsError),
+    /// The audit key could not be made.
+    #[error("audit key: {0}")]
+    Audit(#[from] nitro_wallet_audit::ChainError),
     /// Unattested KMS responses were asked for with the real NSM, i.e. in production.
     #[error(
         "accepting unattested KMS responses is a dev-only setting and is refused with the real \
@@ -78,6 +89,12 @@ pub struct Enclave {
     recipient: RecipientKey,
     /// Dev only: plain `Decrypt` instead of the attested one (see [`EnclaveConfig`]).
     unattested_kms: bool,
+    /// Rolling-window spending of keys whose policy has a window, by address.
+    windows: tokio::sync::Mutex<std::collections::HashMap<Address, WindowState>>,
+    /// This process's audit chain, under an Ed25519 key made at start.
+    audit: Chain,
+    /// Set once the chain's genesis (with its attestation document) is written.
+    audit_started: tokio::sync::OnceCell<()>,
 }
 
 impl std::fmt::Debug for Enclave {
@@ -88,6 +105,7 @@ impl std::fmt::Debug for Enclave {
             .field("dev_nsm", &self.nsm.is_dev())
             .field("recipient", &self.recipient)
             .field("unattested_kms", &self.unattested_kms)
+            .field("audit", &self.audit)
             .finish_non_exhaustive()
     }
 }
@@ -117,7 +135,15 @@ impl Enclave {
             nsm: config.nsm.clone(),
             recipient: RecipientKey::generate()?,
             unattested_kms: config.unattested_kms,
+            windows: Default::default(),
+            audit: Chain::new()?,
+            audit_started: tokio::sync::OnceCell::new(),
         }))
+    }
+
+    /// The audit chain's id: the public half of this process's audit key.
+    pub fn audit_chain(&self) -> nitro_wallet_audit::ChainId {
+        self.audit.id()
     }
 
     /// Runs a blocking NSM call off the async workers.
@@ -140,7 +166,139 @@ impl Enclave {
     }
 
     /// Handles one request. Never panics on any input; every failure is an [`ErrorBody`].
+    ///
+    /// Signing and key-management requests are decided and recorded in the audit chain,
+    /// wrapped in [`Request::Audited`] (the entries come back with the outcome) or not (they
+    /// still take their place in the chain). No outcome is released unless its entry was
+    /// recorded.
     pub async fn handle(&self, request: Request) -> Result<Response, ErrorBody> {
+        match request {
+            Request::Audited(Audited {
+                caller,
+                log_head,
+                request,
+            }) => {
+                let (reply, entries) = self
+                    .decide_and_record(*request, caller.as_deref(), log_head)
+                    .await?;
+                Ok(Response::Audited(AuditedReply {
+                    reply: Box::new(reply),
+                    entries,
+                }))
+            }
+            Request::AuditEntries(r) => self.audit_entries(&r),
+            request if audit::is_recorded(&request) => {
+                match self.decide_and_record(request, None, None).await?.0 {
+                    Reply::Ok(response) => Ok(response),
+                    Reply::Err(e) => Err(e),
+                }
+            }
+            request => self.respond(request, &mut audit::Note::default()).await,
+        }
+    }
+
+    /// Decides a signing or key-management request and records the decision as the next
+    /// entry of the audit chain (starting the chain first if needed). Returns the outcome and
+    /// the entries made for it.
+    ///
+    /// # Errors
+    /// `invalid_request` for a request that is not recorded (nested `audited`, a ping…);
+    /// `audit_unavailable` when the chain cannot start or record: then nothing was signed
+    /// (chain start) or nothing is released (record).
+    async fn decide_and_record(
+        &self,
+        request: Request,
+        caller: Option<&str>,
+        log_head: Option<B256>,
+    ) -> Result<(Reply, Vec<SignedEntry>), ErrorBody> {
+        let Some(mut note) = audit::Note::for_request(&request) else {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "only signing and key-management requests are audited",
+            ));
+        };
+        let mut entries: Vec<SignedEntry> = self.start_audit(log_head).await?.into_iter().collect();
+        let outcome = self.respond(request, &mut note).await;
+        let entry = self
+            .audit
+            .record(note.decision(caller, &outcome), audit::now_ms())
+            .map_err(|e| ErrorBody::new(ErrorCode::AuditUnavailable, e.to_string()))?;
+        entries.push(entry);
+        let reply = match outcome {
+            Ok(r) => Reply::Ok(r),
+            Err(e) => Reply::Err(e),
+        };
+        Ok((reply, entries))
+    }
+
+    /// Writes the chain's genesis if it is not written yet: an attestation document whose
+    /// `user_data` binds the audit key, linked to the host's `log_head`. Returns the genesis
+    /// to the one caller that wrote it.
+    async fn start_audit(&self, log_head: Option<B256>) -> Result<Option<SignedEntry>, ErrorBody> {
+        if self.audit_started.initialized() {
+            return Ok(None);
+        }
+        let mut written = None;
+        self.audit_started
+            .get_or_try_init(|| async {
+                let user_data = self.audit.id().user_data();
+                let spki = self.recipient.spki_der();
+                let document = self
+                    .nsm_call(move |nsm| nsm.attestation(Some(&spki), Some(&user_data), None))
+                    .await
+                    .map_err(|e| {
+                        ErrorBody::new(
+                            ErrorCode::AuditUnavailable,
+                            format!("the audit chain cannot start: {}", e.message),
+                        )
+                    })?;
+                let genesis = Genesis {
+                    attestation: document,
+                    dev: self.nsm.is_dev(),
+                    enclave_version: env!("CARGO_PKG_VERSION").to_owned(),
+                };
+                let entry = self
+                    .audit
+                    .start(genesis, log_head.unwrap_or_default(), audit::now_ms())
+                    .map_err(|e| ErrorBody::new(ErrorCode::AuditUnavailable, e.to_string()))?;
+                tracing::info!(chain = %self.audit.id(), "audit chain started");
+                written = Some(entry);
+                Ok::<(), ErrorBody>(())
+            })
+            .await?;
+        Ok(written)
+    }
+
+    /// Entries of this enclave's chain again, for a host that lost a reply.
+    fn audit_entries(&self, r: &AuditEntries) -> Result<Response, ErrorBody> {
+        let invalid = |message: String| ErrorBody {
+            code: ErrorCode::InvalidRequest,
+            message,
+            field: Some("chain".into()),
+        };
+        if r.chain != self.audit.id() {
+            return Err(invalid(format!(
+                "chain {} is not this enclave's (this enclave writes {})",
+                r.chain.short(),
+                self.audit.id().short()
+            )));
+        }
+        if r.from > r.to {
+            return Err(invalid("from is after to".into()));
+        }
+        let entries = self
+            .audit
+            .entries(r.from, r.to)
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Response::AuditEntries(AuditEntryList { entries }))
+    }
+
+    /// Decides one request; `note` collects what the audit entry records of it.
+    async fn respond(
+        &self,
+        request: Request,
+        note: &mut audit::Note,
+    ) -> Result<Response, ErrorBody> {
         match request {
             Request::Ping => {
                 // Readiness means "can sign": exercise the signer, cheaply.
@@ -156,8 +314,9 @@ impl Enclave {
                 Ok(Response::Done)
             }
             Request::GenerateKey(g) => {
+                let policy = parse_policy(g.policy.as_deref())?;
                 let key = self.generate_key().await?;
-                self.wrap(key, g.kms_key_id).await
+                self.wrap(key, g.kms_key_id, policy).await
             }
             Request::Attestation(a) => {
                 let nonce = a.nonce.filter(|n| !n.is_empty());
@@ -169,8 +328,13 @@ impl Enclave {
                     });
                 }
                 let spki = self.recipient.spki_der();
+                // The audit key too, so that a client's document names the chain this
+                // enclave signs.
+                let user_data = self.audit.id().user_data();
                 let document = self
-                    .nsm_call(move |nsm| nsm.attestation(Some(&spki), None, nonce.as_deref()))
+                    .nsm_call(move |nsm| {
+                        nsm.attestation(Some(&spki), Some(&user_data), nonce.as_deref())
+                    })
                     .await?;
                 Ok(Response::Attestation(AttestationDocument {
                     document,
@@ -185,9 +349,11 @@ impl Enclave {
                         .into(),
                     field: Some("private_key".into()),
                 })?;
-                self.wrap(key, i.kms_key_id).await
+                let policy = parse_policy(i.policy.as_deref())?;
+                self.wrap(key, i.kms_key_id, policy).await
             }
             Request::MigrateKey(m) => {
+                let policy = parse_policy(m.policy.as_deref())?;
                 let plaintext = self
                     .kms_decrypt(
                         m.legacy_kms_key_id.as_deref(),
@@ -197,21 +363,100 @@ impl Enclave {
                     .await?;
                 let key = legacy_key(&plaintext)?;
                 drop(plaintext);
-                self.wrap(key, m.kms_key_id).await
+                self.wrap(key, m.kms_key_id, policy).await
+            }
+            Request::SetPolicy(p) => {
+                note.intent = Some(nitro_wallet_audit::Intent::Policy(
+                    nitro_wallet_audit::PolicyIntent {
+                        previous: parse_policy(p.key.policy.as_deref())
+                            .ok()
+                            .and_then(|old| policy_digest(&old)),
+                    },
+                ));
+                let policy = parse_policy(p.policy.as_deref())?;
+                let current = self.unwrap(&p.key).await?;
+                let key = PrivateKey::from_bytes(current.key.to_bytes().as_slice())
+                    .map_err(|_| ErrorBody::new(ErrorCode::Internal, "cannot copy the key"))?;
+                drop(current);
+                // The old entry must not keep serving the old policy here, and the window
+                // restarts under the new policy (its seal covers the policy digest).
+                self.keys.remove_address(&p.key.address);
+                self.windows.lock().await.remove(&p.key.address);
+                self.wrap(key, p.key.kms_key_id, policy).await
             }
             Request::SignTransaction(s) => {
                 // Validate before touching KMS: a malformed request costs nothing.
                 let tx = TransactionRequest::from_json(s.transaction.get().as_bytes())
                     .map_err(tx_error)?;
+                note.intent = Some(audit::transaction(&tx));
                 let key = self.unwrap(&s.key).await?;
-                nitro_wallet_eth::sign_transaction(&key, &tx)
-                    .map(Response::SignedTransaction)
-                    .map_err(tx_error)
+                note.policy = policy_digest(&key.policy);
+                key.policy
+                    .check(&Intent::Transaction {
+                        chain_id: tx.chain_id(),
+                        to: tx.to(),
+                        value: tx.value(),
+                        input: tx.input(),
+                        max_fee_per_gas: tx.max_fee_per_gas(),
+                    })
+                    .map_err(denied)?;
+                let Some(window) = &key.policy.window else {
+                    return nitro_wallet_eth::sign_transaction(&key.key, &tx)
+                        .map(Response::SignedTransaction)
+                        .map_err(tx_error);
+                };
+                // The window is checked, the transaction signed and recorded under one lock,
+                // so that concurrent requests cannot both take the last slot.
+                let digest = key.policy.digest();
+                let mut windows = self.windows.lock().await;
+                let presented = match &s.window {
+                    Some(sealed) => {
+                        Some(window::open(&key.key, &digest, sealed).ok_or_else(|| {
+                            window_rejected(
+                                "the window state's seal does not verify for this key and policy"
+                                    .into(),
+                            )
+                        })?)
+                    }
+                    None => None,
+                };
+                let mut state = match (windows.get(&s.key.address), presented) {
+                    (Some(known), Some(p)) if p.seq < known.seq => {
+                        return Err(window_rejected(format!(
+                            "an older window state was presented (seq {} < {}): replay refused",
+                            p.seq, known.seq
+                        )))
+                    }
+                    (Some(known), None) if known.seq > 0 => {
+                        return Err(window_rejected(format!(
+                            "no window state was presented, but this enclave knows seq {}",
+                            known.seq
+                        )))
+                    }
+                    (Some(known), Some(p)) if p.seq == known.seq => known.clone(),
+                    (_, Some(p)) => p,
+                    (Some(known), None) => known.clone(),
+                    (None, None) => WindowState::default(),
+                };
+                let now = unix_now();
+                state.expire(window, now);
+                state.check(window, tx.value()).map_err(denied)?;
+                let signed = nitro_wallet_eth::sign_transaction(&key.key, &tx).map_err(tx_error)?;
+                state.record(now, tx.value());
+                let sealed = window::seal(&key.key, &digest, &state);
+                windows.insert(s.key.address, state);
+                Ok(Response::WindowedTransaction(WindowedTransaction {
+                    signed,
+                    window: sealed,
+                }))
             }
             Request::SignMessage(m) => {
+                note.intent = Some(audit::message(m.message.as_bytes().len(), m.message.hash()));
                 let key = self.unwrap(&m.key).await?;
+                note.policy = policy_digest(&key.policy);
+                key.policy.check(&Intent::PersonalMessage).map_err(denied)?;
                 Ok(Response::MessageSignature(
-                    nitro_wallet_eth::sign_personal_message(&key, m.message.as_bytes()),
+                    nitro_wallet_eth::sign_personal_message(&key.key, m.message.as_bytes()),
                 ))
             }
             Request::SignTypedData(t) => {
@@ -230,34 +475,42 @@ impl Enclave {
                             field: Some(field),
                         }
                     })?;
+                let document: serde_json::Value = serde_json::from_str(t.typed_data.get())
+                    .map_err(|_| ErrorBody::new(ErrorCode::InvalidRequest, "typed data"))?;
+                note.intent = Some(audit::typed_data(&document, hash));
                 let key = self.unwrap(&t.key).await?;
+                note.policy = policy_digest(&key.policy);
+                let domain = document.get("domain").unwrap_or(&serde_json::Value::Null);
+                key.policy
+                    .check(&Intent::TypedData { domain })
+                    .map_err(denied)?;
                 Ok(Response::MessageSignature(MessageSignature::sign_hash(
-                    &key, hash,
+                    &key.key, hash,
                 )))
             }
             Request::SignHash(h) => {
+                note.intent = Some(audit::hash(h.hash));
                 let key = self.unwrap(&h.key).await?;
+                note.policy = policy_digest(&key.policy);
+                key.policy.check(&Intent::RawHash).map_err(denied)?;
                 Ok(Response::MessageSignature(MessageSignature::sign_hash(
-                    &key, h.hash,
+                    &key.key, h.hash,
                 )))
             }
             Request::SignAuthorization(a) => {
                 let authorization =
                     AuthorizationRequest::from_json(a.authorization.get().as_bytes())
                         .map_err(tx_error)?;
-                // Chain id 0 makes the delegation valid on every chain: only a key policy that
-                // says so may allow it (policies are not configurable yet).
-                if authorization.chain_id().is_zero() {
-                    return Err(ErrorBody {
-                        code: ErrorCode::InvalidRequest,
-                        message: "chainId 0 (valid on every chain) is not allowed for this key"
-                            .into(),
-                        field: Some("chainId".into()),
-                    });
-                }
+                note.intent = Some(audit::authorization(&authorization));
                 let key = self.unwrap(&a.key).await?;
+                note.policy = policy_digest(&key.policy);
+                key.policy
+                    .check(&Intent::Authorization {
+                        chain_id: authorization.chain_id(),
+                    })
+                    .map_err(denied)?;
                 Ok(Response::SignedAuthorization(
-                    nitro_wallet_eth::sign_authorization(&key, &authorization),
+                    nitro_wallet_eth::sign_authorization(&key.key, &authorization),
                 ))
             }
             _ => Err(ErrorBody::new(
@@ -267,30 +520,45 @@ impl Enclave {
         }
     }
 
-    /// Wraps a fresh key with KMS, binding the ciphertext to the key's address, and caches it.
-    async fn wrap(&self, key: PrivateKey, kms_key_id: String) -> Result<Response, ErrorBody> {
+    /// Wraps a key with KMS, binding the ciphertext to the key's address and policy, and
+    /// caches it.
+    async fn wrap(
+        &self,
+        key: PrivateKey,
+        kms_key_id: String,
+        policy: Policy,
+    ) -> Result<Response, ErrorBody> {
         let address = key.address();
         let public_key = key.public_key().to_vec().into();
-        let context = WrappedKey::encryption_context(&address);
+        let digest = policy_digest(&policy);
+        let context = WrappedKey::encryption_context(&address, digest.as_deref());
         let ciphertext = self
             .kms
             .encrypt(&kms_key_id, key.to_bytes().as_slice(), &context)
             .await
             .map_err(kms_error)?;
-        self.keys.insert(key);
+        let canonical = digest.is_some().then(|| policy.canonical_json());
+        self.keys
+            .insert((address, digest), keys::Unwrapped { key, policy });
         Ok(Response::Key(WrappedKey {
             address,
             kms_key_id,
             ciphertext,
             public_key: Some(public_key),
+            policy: canonical,
         }))
     }
 
-    /// The plaintext key for `wrapped`, from the cache or through one KMS Decrypt.
-    async fn unwrap(&self, wrapped: &WrappedKey) -> Result<Arc<PrivateKey>, ErrorBody> {
+    /// The plaintext key for `wrapped` and its policy, from the cache or through one KMS
+    /// Decrypt under the context that binds the presented policy (which KMS refuses if the
+    /// policy is not the one the key was wrapped with).
+    async fn unwrap(&self, wrapped: &WrappedKey) -> Result<Arc<keys::Unwrapped>, ErrorBody> {
+        let policy = parse_policy(wrapped.policy.as_deref())?;
+        let digest = policy_digest(&policy);
+        let id = (wrapped.address, digest.clone());
         self.keys
-            .get_or_try_insert(wrapped.address, || async {
-                let context = WrappedKey::encryption_context(&wrapped.address);
+            .get_or_try_insert(id, || async {
+                let context = WrappedKey::encryption_context(&wrapped.address, digest.as_deref());
                 let plaintext = self
                     .kms_decrypt(Some(&wrapped.kms_key_id), &wrapped.ciphertext, &context)
                     .await?;
@@ -301,7 +569,7 @@ impl Enclave {
                     )
                 })?;
                 check_address(&key, &wrapped.address)?;
-                Ok(key)
+                Ok(keys::Unwrapped { key, policy })
             })
             .await
     }
@@ -351,6 +619,46 @@ fn legacy_key(plaintext: &[u8]) -> Result<PrivateKey, ErrorBody> {
         return Err(invalid());
     }
     PrivateKey::from_hex(digits).map_err(|_| invalid())
+}
+
+/// A policy document from the host (`None`: the default policy).
+fn parse_policy(json: Option<&str>) -> Result<Policy, ErrorBody> {
+    match json {
+        None => Ok(Policy::default()),
+        Some(j) => Policy::from_json(j.as_bytes()).map_err(|e| ErrorBody {
+            code: ErrorCode::InvalidRequest,
+            message: e.to_string(),
+            field: Some("policy".into()),
+        }),
+    }
+}
+
+/// The digest bound into the encryption context; none for the default policy, so keys
+/// without a policy keep the context they always had.
+fn policy_digest(policy: &Policy) -> Option<String> {
+    (!policy.is_default()).then(|| policy.digest())
+}
+
+fn window_rejected(message: String) -> ErrorBody {
+    ErrorBody {
+        code: ErrorCode::WindowStateRejected,
+        message,
+        field: Some("window".into()),
+    }
+}
+
+fn denied(d: nitro_wallet_policy::Denied) -> ErrorBody {
+    ErrorBody {
+        code: ErrorCode::PolicyDenied,
+        message: d.to_string(),
+        field: Some(d.rule.to_owned()),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn check_address(key: &PrivateKey, claimed: &Address) -> Result<(), ErrorBody> {

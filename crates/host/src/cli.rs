@@ -161,6 +161,10 @@ impl Client {
         let message = json["error"]["message"].as_str().unwrap_or("no details");
         let hint = match status.as_u16() {
             401 => "\n  check the token (--token-file, NITRO_WALLET_TOKEN)",
+            403 if code == "forbidden" => {
+                "\n  the token's scopes do not allow this (`nitro-wallet tokens list` on the server)"
+            }
+            429 if code == "rate_limited" => "\n  the token's rate limit is reached; retry later",
             404 if code == "key_not_found" => "\n  `nitro-wallet keys list` shows the keys",
             503 => "\n  the enclave may be restarting; retry in a moment",
             _ => "",
@@ -424,7 +428,8 @@ pub async fn attestation(args: &ClientArgs, command: AttestationCommand) -> crat
     }
 }
 
-fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+/// The DER of the first certificate in `pem`.
+pub(crate) fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
     let body: String = pem
         .lines()

@@ -20,17 +20,32 @@ pub struct Config {
     pub kms: KmsConfig,
     /// Where key records are kept.
     pub key_store: KeyStoreConfig,
-    /// API tokens.
+    /// API tokens given inline (the tokens file of `[auth]` holds more).
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Where else tokens come from.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Where the enclave's AWS credentials come from.
     pub credentials: CredentialsConfig,
-    /// Signing options (`[signing]`, optional).
-    #[serde(default)]
-    pub signing: SigningConfig,
     /// JSON-RPC (`POST /rpc`): the upstream Ethereum node.
     #[serde(default)]
     pub rpc: RpcConfig,
+    /// The audit log of signing decisions.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// The audit log (`[audit]`, optional but meant for every deployment).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The JSON Lines file the enclaves' signed decisions are appended to (created 0600 with
+    /// its directory). Each decision is synced to it before its outcome is released; when it
+    /// cannot be written, signing answers 503. Without it, decisions are still chained inside
+    /// the enclaves but not kept: `serve` warns.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
 }
 
 /// JSON-RPC settings (`[rpc]`, optional).
@@ -83,17 +98,6 @@ impl RpcConfig {
     }
 }
 
-/// Signing options.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SigningConfig {
-    /// Keys that may sign raw 32-byte digests (`sign/hash`, Web3Signer's `eth1/sign`). Off
-    /// for every other key: whoever can have a digest signed can have anything signed,
-    /// transactions included.
-    #[serde(default)]
-    pub raw_hash_keys: Vec<alloy_primitives::Address>,
-}
-
 /// HTTPS server settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,15 +123,74 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
 }
 
-/// Enclave connection settings.
+/// Enclave connection settings: one enclave (`endpoint`) or a pool (`endpoints`), exactly one
+/// of the two.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnclaveConfig {
-    /// `vsock://16:5000` in production; `unix:///path` locally.
-    pub endpoint: Endpoint,
+    /// One enclave: `vsock://16:5000` in production; `unix:///path` locally.
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    /// Several enclaves (`vsock://16:5000`, `vsock://17:5000`, …), balanced by least
+    /// outstanding requests with failover (see `enclave_pool`).
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
     /// Time limit of one call to the enclave, seconds.
     #[serde(default = "default_call_timeout")]
     pub call_timeout_secs: u64,
+    /// Time between two health probes (a ping that runs a signing self-test) of each enclave,
+    /// milliseconds.
+    #[serde(default = "default_health_interval_ms")]
+    pub health_interval_ms: u64,
+    /// How long a health probe waits for its answer, milliseconds; two unanswered probes in a
+    /// row mark the enclave down.
+    #[serde(default = "default_health_timeout_ms")]
+    pub health_timeout_ms: u64,
+}
+
+impl EnclaveConfig {
+    /// The settings for these enclaves, with every default.
+    pub fn new(endpoints: Vec<Endpoint>) -> EnclaveConfig {
+        EnclaveConfig {
+            endpoint: None,
+            endpoints,
+            call_timeout_secs: default_call_timeout(),
+            health_interval_ms: default_health_interval_ms(),
+            health_timeout_ms: default_health_timeout_ms(),
+        }
+    }
+
+    /// Every configured enclave: `endpoint`, or `endpoints`.
+    pub fn all_endpoints(&self) -> Vec<Endpoint> {
+        match &self.endpoint {
+            Some(e) => vec![e.clone()],
+            None => self.endpoints.clone(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: &str| Err(ConfigError(format!("enclave.{m}")));
+        match (&self.endpoint, self.endpoints.is_empty()) {
+            (Some(_), false) => return err("endpoint and enclave.endpoints: give one of the two"),
+            (None, true) => return err("endpoint or enclave.endpoints is required"),
+            _ => {}
+        }
+        for (i, e) in self.endpoints.iter().enumerate() {
+            if self.endpoints[..i].contains(e) {
+                return err(&format!("endpoints: {e} is listed twice"));
+            }
+        }
+        if !(1..=600).contains(&self.call_timeout_secs) {
+            return err("call_timeout_secs must be between 1 and 600");
+        }
+        if !(50..=60_000).contains(&self.health_interval_ms) {
+            return err("health_interval_ms must be between 50 and 60000");
+        }
+        if !(50..=60_000).contains(&self.health_timeout_ms) {
+            return err("health_timeout_ms must be between 50 and 60000");
+        }
+        Ok(())
+    }
 }
 
 /// KMS settings.
@@ -161,14 +224,56 @@ pub enum KeyStoreConfig {
     },
 }
 
-/// One API token, stored as the SHA-256 of the token (hex).
-#[derive(Debug, Clone, Deserialize)]
+/// Authentication settings (`[auth]`, optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A file of `[[tokens]]` managed by `nitro-wallet tokens create|list|revoke`, used in
+    /// addition to the inline ones and re-read while serving (within a second of a change, or
+    /// at once on SIGHUP). A missing file holds no tokens.
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+}
+
+/// One API token, stored as the SHA-256 of the token (hex), with its scopes
+/// ([`crate::tokens`]).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// Who holds it (appears in logs).
     pub name: String,
     /// Hex SHA-256 of the bearer token.
     pub sha256: String,
+    /// The keys it may use: `"*"` (the default) or a list of addresses.
+    #[serde(default)]
+    pub keys: crate::tokens::KeyScope,
+    /// What it may do; without the field, everything (`["admin"]`), as before scopes existed.
+    #[serde(default = "crate::tokens::full_access")]
+    pub operations: Vec<crate::tokens::Operation>,
+    /// Average requests per second allowed (token bucket); none: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<f64>,
+    /// Requests allowed at once above the average [default: the rate, rounded up].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// When it was made (RFC 3339), written by `nitro-wallet tokens create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+impl TokenConfig {
+    /// A token that may do everything with every key, without a rate limit.
+    pub fn full_access(name: &str, sha256: &str) -> TokenConfig {
+        TokenConfig {
+            name: name.to_owned(),
+            sha256: sha256.to_owned(),
+            keys: crate::tokens::KeyScope::Any,
+            operations: crate::tokens::full_access(),
+            rate_per_second: None,
+            burst: None,
+            created: None,
+        }
+    }
 }
 
 /// Credentials handed to the enclave for its KMS calls.
@@ -205,6 +310,12 @@ fn default_max_concurrent() -> usize {
 }
 fn default_call_timeout() -> u64 {
     15
+}
+fn default_health_interval_ms() -> u64 {
+    1000
+}
+fn default_health_timeout_ms() -> u64 {
+    2000
 }
 fn default_upstream_timeout() -> u64 {
     10
@@ -271,21 +382,14 @@ impl Config {
                 return Err(ConfigError("credentials.region is empty".into()));
             }
         }
+        self.enclave.validate()?;
         self.rpc.validate()?;
-        if self.tokens.is_empty() {
+        if self.tokens.is_empty() && self.auth.tokens_file.is_none() {
             return Err(ConfigError(
-                "no [[tokens]]: every /v1 route needs a bearer token".into(),
+                "no [[tokens]] and no [auth] tokens_file: every route needs a bearer token".into(),
             ));
         }
-        for t in &self.tokens {
-            let ok = t.sha256.len() == 64 && t.sha256.bytes().all(|b| b.is_ascii_hexdigit());
-            if !ok {
-                return Err(ConfigError(format!(
-                    "token `{}`: sha256 must be 64 hex characters (the SHA-256 of the token, not the token)",
-                    t.name
-                )));
-            }
-        }
+        crate::tokens::check_tokens(&self.tokens).map_err(ConfigError)?;
         Ok(())
     }
 }
@@ -300,12 +404,45 @@ mod tests {
         let text = include_str!("../../../nitro-wallet.toml.example");
         let c = Config::parse(text).unwrap();
         assert_eq!(
-            c.enclave.endpoint,
-            Endpoint::Vsock {
+            c.enclave.all_endpoints(),
+            [Endpoint::Vsock {
                 cid: 16,
                 port: 5000
-            }
+            }]
         );
+        assert_eq!(c.enclave.health_interval_ms, 1000);
+    }
+
+    #[test]
+    fn one_endpoint_or_a_list_of_them() {
+        let base = include_str!("../../../nitro-wallet.toml.example");
+        let pool = base.replace(
+            "endpoint = \"vsock://16:5000\"",
+            "endpoints = [\"vsock://16:5000\", \"vsock://17:5000\"]\nhealth_interval_ms = 250",
+        );
+        let c = Config::parse(&pool).unwrap();
+        assert_eq!(c.enclave.all_endpoints().len(), 2);
+        assert_eq!(c.enclave.health_interval_ms, 250);
+        for (bad, why) in [
+            (
+                "endpoint = \"vsock://16:5000\"\nendpoints = [\"vsock://17:5000\"]",
+                "one of the two",
+            ),
+            ("endpoints = []", "is required"),
+            ("call_timeout_secs = 3", "is required"),
+            (
+                "endpoints = [\"vsock://16:5000\", \"vsock://16:5000\"]",
+                "listed twice",
+            ),
+            (
+                "endpoint = \"vsock://16:5000\"\nhealth_interval_ms = 0",
+                "health_interval_ms",
+            ),
+        ] {
+            let text = base.replace("endpoint = \"vsock://16:5000\"", bad);
+            let e = Config::parse(&text).unwrap_err();
+            assert!(e.0.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -427,6 +564,48 @@ mod tests {
         let text = base.replace("[rpc]\n", "[rpc]\nupstream = \"wss://node/v3/SECRETKEY\"\n");
         let e = Config::parse(&text).unwrap_err();
         assert!(!e.0.contains("SECRETKEY"), "{e}");
+    }
+
+    #[test]
+    fn the_token_scopes_and_the_tokens_file_parse() {
+        use crate::tokens::{KeyScope, Operation};
+        let base = include_str!("../../../nitro-wallet.toml.example");
+        let c = Config::parse(base).unwrap();
+        assert_eq!(c.tokens[0].keys, KeyScope::Any);
+        assert_eq!(c.tokens[0].operations, [Operation::Admin]);
+        assert!(c.auth.tokens_file.is_none());
+        let mut text = base.to_owned();
+        for line in [
+            "keys = [",
+            "operations = [",
+            "rate_per_second = ",
+            "burst = ",
+            "[auth]",
+            "tokens_file = ",
+        ] {
+            let commented = format!("# {line}");
+            assert!(text.contains(&commented), "{line}");
+            text = text.replace(&commented, line);
+        }
+        let c = Config::parse(&text).unwrap();
+        let t = &c.tokens[0];
+        assert!(matches!(&t.keys, KeyScope::Only(k) if k.len() == 1));
+        assert_eq!(
+            t.operations,
+            [Operation::SignTransaction, Operation::KeysRead]
+        );
+        assert_eq!((t.rate_per_second, t.burst), (Some(5.0), Some(20)));
+        assert_eq!(
+            c.auth.tokens_file.as_deref(),
+            Some(std::path::Path::new("/etc/nitro-wallet/tokens.toml"))
+        );
+        // With a tokens file, no inline token is needed.
+        let (head, _) = text.split_once("[[tokens]]").unwrap();
+        let (_, auth) = text.split_once("[auth]").unwrap();
+        let c = Config::parse(&format!("{head}[auth]{auth}")).unwrap();
+        assert!(c.tokens.is_empty());
+        let e = Config::parse(head).unwrap_err();
+        assert!(e.0.contains("tokens_file"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! [`SecretString`]s or the SDK's `Credentials`, whose `Debug` output is redacted; errors and
 //! logs name the access key id at most.
 
-use crate::{config::CredentialsConfig, enclave_client::EnclaveClient};
+use crate::{config::CredentialsConfig, enclave_pool::EnclavePool};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use nitro_wallet_protocol::{message::Credentials, Request, SecretString};
 use std::{
@@ -163,12 +163,13 @@ pub fn refresh_delay(expires_at: Option<u64>, now: SystemTime) -> Duration {
     Duration::from_secs(remaining.saturating_mul(4) / 5).max(MIN_REFRESH)
 }
 
-/// Keeps the enclave's credentials fresh until `shutdown` completes: fetches credentials,
-/// sends them with `SetCredentials`, waits [`refresh_delay`], and again; on a provider or
-/// enclave error retries with exponential backoff (1 s to 60 s, never past the refresh time).
+/// Keeps the enclaves' credentials fresh until `shutdown` completes: fetches credentials,
+/// sends them with `SetCredentials` to every enclave that is up, waits [`refresh_delay`], and
+/// again; on a provider or enclave error retries with exponential backoff (1 s to 60 s, never
+/// past the refresh time).
 pub async fn refresh(
     source: CredentialsSource,
-    enclave: Arc<EnclaveClient>,
+    enclave: Arc<EnclavePool>,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -178,7 +179,7 @@ pub async fn refresh(
             match source.fetch().await {
                 Ok(c) => {
                     let (access_key_id, expires_at) = (c.access_key_id.clone(), c.expires_at);
-                    match enclave.call(Request::SetCredentials(c)).await {
+                    match enclave.broadcast(Request::SetCredentials(c)).await {
                         Ok(_) => {
                             backoff = BACKOFF_START;
                             let wait = refresh_delay(expires_at, SystemTime::now());

@@ -1,18 +1,21 @@
 //! `nitro-wallet dev`: the whole system on one machine, no cloud, no Docker.
 //!
-//! It creates a data directory, starts the local KMS emulator, starts the enclave binary as a
-//! separate OS process on a Unix socket (restarting it if it dies, as the supervisor does in
-//! production), and serves the HTTPS API. Everything it trusts is insecure by design: the KMS
-//! emulator's master key sits in the data directory and the enclave is an ordinary process.
+//! It creates a data directory, starts the local KMS emulator, starts the enclave binary as
+//! separate OS processes (`--enclaves N`, one by default) on Unix sockets, kept running by the
+//! same supervisor as production (`supervise`, with its process backend: a dead or hung enclave
+//! is restarted with backoff), and serves the HTTPS API over the enclave pool. Everything it
+//! trusts is insecure by design: the KMS emulator's master key sits in the data directory and
+//! the enclave is an ordinary process.
 
 use crate::{
     api::auth::Tokens,
     config::{
-        Config, CredentialsConfig, EnclaveConfig, KeyStoreConfig, KmsConfig, ServerConfig,
-        SigningConfig, TokenConfig,
+        AuditConfig, Config, CredentialsConfig, EnclaveConfig, KeyStoreConfig, KmsConfig,
+        RpcConfig, ServerConfig, TokenConfig,
     },
     fsutil::{write_private, Existing},
     server,
+    supervise::{BackoffSettings, ProcessBackend, ProcessSpec, Settings, Supervisor, Watched},
 };
 use nitro_wallet_attestation::{pcr0_of_file, DevCa};
 use nitro_wallet_kms::emulator::{AttestationPolicy, Emulator};
@@ -21,9 +24,9 @@ use std::{
     net::SocketAddr,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
-use tokio::process::Command;
 
 /// Options of `nitro-wallet dev`.
 #[derive(Debug, Clone, clap::Args)]
@@ -47,17 +50,47 @@ pub struct DevArgs {
     /// refused by the policy written on first start, exactly as KMS would refuse it.
     #[arg(long)]
     pub trust_current_build: bool,
-    /// Let this key sign raw digests (`sign/hash`, Web3Signer's `eth1/sign`); repeatable.
-    /// Off by default: a signed digest can be a transaction.
-    #[arg(long, value_name = "ADDRESS")]
-    pub allow_raw_hash_key: Vec<alloy_primitives::Address>,
+    /// Ethereum node for JSON-RPC (`POST /rpc`): `eth_sendTransaction` fills from and sends to
+    /// it, and other methods are proxied to it (for example anvil's `http://127.0.0.1:8545`).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "NITRO_WALLET_UPSTREAM_RPC",
+        hide_env_values = true
+    )]
+    pub upstream_rpc: Option<String>,
+    /// Enclave processes to run, balanced by the host: the first listens on
+    /// DATA_DIR/enclave.sock (pid in enclave.pid), the others on enclave-1.sock, enclave-2.sock,
+    /// … (enclave-1.pid, …).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub enclaves: u16,
 }
+
+/// How dev mode supervises its enclave processes: a process that exits is noticed at once and
+/// restarted after 100 ms (doubling to 5 s while restarts do not last 10 s); one that stops
+/// answering is restarted after three failed pings half a second apart.
+const DEV_SUPERVISION: Settings = Settings {
+    check_interval: Duration::from_millis(500),
+    ping_timeout: Duration::from_secs(2),
+    failures_before_restart: 3,
+    start_grace: Duration::from_secs(10),
+    backoff: BackoffSettings {
+        min: Duration::from_millis(100),
+        max: Duration::from_secs(5),
+        reset_after: Duration::from_secs(10),
+    },
+};
 
 /// Runs dev mode until Ctrl-C / SIGTERM.
 ///
 /// # Errors
 /// When any part cannot start.
 pub async fn run(args: DevArgs) -> crate::Result<()> {
+    let rpc = RpcConfig {
+        upstream: args.upstream_rpc.clone(),
+        ..RpcConfig::default()
+    };
+    rpc.validate()?;
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
@@ -65,7 +98,7 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
 
     // 1. The enclave binary's measurement, the dev CA of the simulated NSM, and the KMS
     //    emulator with a key policy that admits that measurement only.
-    let (enclave_bin, mut enclave_args) = match args.enclave_bin {
+    let (enclave_bin, enclave_args) = match args.enclave_bin {
         Some(p) => (p, Vec::new()),
         None => (std::env::current_exe()?, vec!["enclave".to_owned()]),
     };
@@ -83,22 +116,56 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
         }
     });
 
-    // 2. The enclave, as a separate process, restarted whenever it exits.
-    let socket = dir.join("enclave.sock");
-    enclave_args.extend([
-        "--listen".to_owned(),
-        format!("unix://{}", socket.display()),
-        "--kms-endpoint".to_owned(),
-        kms_url,
-        "--dev-nsm-dir".to_owned(),
-        ca_dir.display().to_string(),
-    ]);
-    let supervisor = tokio::spawn(supervise_enclave(
-        enclave_bin,
-        enclave_args,
-        dir.join("enclave.pid"),
-    ));
-    wait_for_socket(&socket, Duration::from_secs(10)).await?;
+    // 2. The enclaves, as separate processes, kept running by the supervisor.
+    let specs: Vec<ProcessSpec> = (0..args.enclaves)
+        .map(|i| {
+            let name = match i {
+                0 => "enclave".to_owned(),
+                i => format!("enclave-{i}"),
+            };
+            let mut args = enclave_args.clone();
+            args.extend([
+                "--listen".to_owned(),
+                format!("unix://{}", dir.join(format!("{name}.sock")).display()),
+                "--kms-endpoint".to_owned(),
+                kms_url.clone(),
+                "--dev-nsm-dir".to_owned(),
+                ca_dir.display().to_string(),
+            ]);
+            ProcessSpec {
+                pid_file: Some(dir.join(format!("{name}.pid"))),
+                name,
+                program: enclave_bin.clone(),
+                args,
+            }
+        })
+        .collect();
+    let sockets: Vec<PathBuf> = specs
+        .iter()
+        .map(|s| dir.join(format!("{}.sock", s.name)))
+        .collect();
+    let watched = specs
+        .iter()
+        .zip(&sockets)
+        .map(|(s, socket)| Watched {
+            name: s.name.clone(),
+            endpoint: Endpoint::Unix(socket.clone()),
+        })
+        .collect();
+    let (stop_supervisor, supervisor_stopped) = tokio::sync::oneshot::channel::<()>();
+    let supervisor = tokio::spawn(
+        Supervisor::new(
+            Arc::new(ProcessBackend::new(specs)),
+            watched,
+            DEV_SUPERVISION,
+        )
+        .run(async move {
+            let _ = supervisor_stopped.await;
+        }),
+    );
+    for socket in &sockets {
+        wait_for_socket(socket, Duration::from_secs(10)).await?;
+    }
 
     // 3. The API token (kept across restarts) and the configuration.
     let token = load_or_create_token(&dir.join("api-token"))?;
@@ -113,21 +180,20 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
             max_concurrent_requests: 1024,
         },
         enclave: EnclaveConfig {
-            endpoint: Endpoint::Unix(socket),
-            call_timeout_secs: 15,
+            health_interval_ms: 500,
+            ..EnclaveConfig::new(sockets.into_iter().map(Endpoint::Unix).collect())
         },
         kms: KmsConfig { key_id: kms_key_id },
         key_store: KeyStoreConfig::File {
             dir: dir.join("keys"),
         },
-        tokens: vec![TokenConfig {
-            name: "dev".into(),
-            sha256: Tokens::hash(&token),
-        }],
+        // The dev token may do everything.
+        tokens: vec![TokenConfig::full_access("dev", &Tokens::hash(&token))],
+        auth: Default::default(),
         credentials: CredentialsConfig::InsecureDev,
-        rpc: Default::default(),
-        signing: SigningConfig {
-            raw_hash_keys: args.allow_raw_hash_key.clone(),
+        rpc,
+        audit: AuditConfig {
+            path: Some(dir.join("audit.jsonl")),
         },
     };
 
@@ -140,10 +206,9 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
         crate::shutdown_signal(),
     )
     .await;
-    supervisor.abort();
-    // Aborting the supervisor drops its child handle, which kills the enclave.
+    // The supervisor kills the enclave processes and removes their pid files.
+    let _ = stop_supervisor.send(());
     let _ = supervisor.await;
-    let _ = std::fs::remove_file(dir.join("enclave.pid"));
     result
 }
 
@@ -187,34 +252,10 @@ fn print_banner(addr: SocketAddr, cert: Option<&Path>, token: &str, token_path: 
     println!("  try:");
     println!("    curl {cacert}-H 'Authorization: Bearer {token}' -X POST {url}/v1/keys");
     println!("    curl {cacert}-H 'Authorization: Bearer {token}' {url}/v1/keys");
+    println!(
+        "  JSON-RPC: {url}/rpc (bearer token), or {url}/rpc/<token> for clients without headers"
+    );
     println!("  press Ctrl-C to stop");
-}
-
-async fn supervise_enclave(bin: PathBuf, args: Vec<String>, pid_file: PathBuf) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let started = tokio::time::Instant::now();
-        let mut child = match Command::new(&bin).args(&args).kill_on_drop(true).spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(bin = %bin.display(), error = %e, "cannot start the enclave");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        if let Some(pid) = child.id() {
-            let _ = std::fs::write(&pid_file, format!("{pid}\n"));
-            tracing::info!(pid, "enclave started");
-        }
-        let status = child.wait().await;
-        tracing::warn!(?status, "enclave exited; restarting");
-        if started.elapsed() > Duration::from_secs(10) {
-            backoff = Duration::from_millis(100);
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
 }
 
 async fn wait_for_socket(path: &Path, limit: Duration) -> crate::Result<()> {

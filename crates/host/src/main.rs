@@ -1,7 +1,7 @@
 //! `nitro-wallet`: serve the signing API, run everything locally, or talk to a server.
 
 use clap::{Parser, Subcommand};
-use nitro_wallet::{cli, config::Config, dev, server, tls};
+use nitro_wallet::{cli, config::Config, dev, server, supervise, tls, tokens};
 use std::{path::PathBuf, process::ExitCode};
 
 /// Ethereum signing service with keys in an AWS Nitro Enclave.
@@ -50,6 +50,16 @@ enum Command {
         #[command(subcommand)]
         command: cli::AttestationCommand,
     },
+    /// Check the audit log of signing decisions.
+    Audit {
+        #[command(subcommand)]
+        command: nitro_wallet::audit::command::AuditCommand,
+    },
+    /// Keep the Nitro Enclaves running: start them with nitro-cli, check them, restart them
+    /// with backoff when they die or hang (on the EC2 parent instance).
+    Supervise(supervise::SuperviseArgs),
+    /// Manage API tokens and their scopes in the tokens file that serve re-reads.
+    Tokens(tokens::TokensArgs),
     /// Run the enclave signing server (what the enclave image runs; dev mode starts it as a
     /// child process).
     Enclave(nitro_wallet_enclave::cli::EnclaveArgs),
@@ -118,9 +128,12 @@ async fn run(command: Command) -> nitro_wallet::Result<()> {
             .await
         }
         Command::Dev(args) => dev::run(args).await,
+        Command::Supervise(args) => supervise::run(args).await,
+        Command::Tokens(args) => tokens::run(args),
         Command::Keys { client, command } => cli::keys(&client, command).await,
         Command::Sign { client, command } => cli::sign(&client, command).await,
         Command::Attestation { client, command } => cli::attestation(&client, command).await,
+        Command::Audit { command } => nitro_wallet::audit::command::run(command),
         Command::Enclave(_) => unreachable_enclave(),
     }
 }

@@ -4,7 +4,8 @@ use crate::{
     api::{self, auth::Tokens, AppState, Limits},
     config::{Config, KeyStoreConfig},
     credentials::{self, CredentialsSource},
-    enclave_client::{ClientTimeouts, EnclaveClient, OnConnect},
+    enclave_client::{ClientTimeouts, OnConnect},
+    enclave_pool::{EnclavePool, PoolOptions},
     keystore::{
         file::FileKeyStore,
         secrets_manager::{self, SecretsManagerKeyStore},
@@ -17,7 +18,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 pub use crate::credentials::INSECURE_DEV_ACCESS_KEY_ID;
 
-/// Builds the handlers' state. Its enclave client sends credentials on every new connection;
+/// Builds the handlers' state. Its enclave pool sends credentials on every new connection;
 /// refreshing them before they expire is [`run`]'s job.
 ///
 /// # Errors
@@ -37,28 +38,43 @@ async fn state_and_credentials(config: &Config) -> crate::Result<(AppState, Cred
             Box::pin(async move { source.on_connect_request().await })
         })
     };
-    let enclave = EnclaveClient::new(
-        config.enclave.endpoint.clone(),
-        ClientTimeouts {
-            call: Duration::from_secs(config.enclave.call_timeout_secs),
-            ..ClientTimeouts::default()
+    let enclave = EnclavePool::new(
+        config.enclave.all_endpoints(),
+        PoolOptions {
+            timeouts: ClientTimeouts {
+                call: Duration::from_secs(config.enclave.call_timeout_secs),
+                ..ClientTimeouts::default()
+            },
+            health_interval: Duration::from_millis(config.enclave.health_interval_ms),
+            health_timeout: Duration::from_millis(config.enclave.health_timeout_ms),
         },
         Some(on_connect),
     );
-    let tokens = Tokens::from_hashes(
-        config
-            .tokens
-            .iter()
-            .map(|t| (t.name.as_str(), t.sha256.as_str())),
-    );
+    // The inline tokens and the tokens file, which a background task re-reads on change.
+    let tokens = Arc::new(Tokens::new(
+        config.tokens.clone(),
+        config.auth.tokens_file.clone(),
+    )?);
+    tokens.watch();
     let state = AppState {
         enclave: Arc::new(enclave),
         store,
-        tokens: Arc::new(tokens),
+        tokens,
         kms_key_id: config.kms.key_id.as_str().into(),
         legacy,
         secret_index: Arc::default(),
-        raw_hash_keys: Arc::new(config.signing.raw_hash_keys.iter().copied().collect()),
+        window_locks: Arc::default(),
+        rpc: Arc::new(api::rpc::Rpc::new(&config.rpc)?),
+        audit: match &config.audit.path {
+            Some(path) => Some(Arc::new(crate::audit::AuditLog::open(path)?)),
+            None => {
+                tracing::warn!(
+                    "no [audit] path: signing decisions are chained inside the enclaves but not \
+                     kept; configure an audit log"
+                );
+                None
+            }
+        },
     };
     Ok((state, source))
 }

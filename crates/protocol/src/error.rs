@@ -36,8 +36,16 @@ pub enum ErrorCode {
     KmsAttestation,
     /// Any other KMS failure.
     KmsError,
+    /// The key's policy forbids this signature (`field` names the rule).
+    PolicyDenied,
+    /// The host presented an older (or no) rolling-window state than the enclave knows, or one
+    /// whose seal does not verify.
+    WindowStateRejected,
     /// The enclave is at its concurrency limit; retryable.
     Overloaded,
+    /// The decision could not be recorded in the audit chain (or, on the host, written to the
+    /// audit log); nothing was released. Retryable.
+    AuditUnavailable,
     /// A bug or an unexpected condition inside the enclave.
     Internal,
     /// A code this build does not know (sent by a newer peer).
@@ -60,7 +68,10 @@ impl ErrorCode {
             ErrorCode::KmsUnavailable => "kms_unavailable",
             ErrorCode::KmsAttestation => "kms_attestation",
             ErrorCode::KmsError => "kms_error",
+            ErrorCode::PolicyDenied => "policy_denied",
+            ErrorCode::WindowStateRejected => "window_state_rejected",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::AuditUnavailable => "audit_unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }

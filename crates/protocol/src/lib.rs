@@ -18,7 +18,8 @@ pub use endpoint::Endpoint;
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{FrameError, MAX_FRAME_LEN};
 pub use message::{
-    AttestationDocument, AttestationRequest, Credentials, GenerateKey, ImportKey, MigrateKey, Pong,
-    Reply, Request, RequestFrame, Response, ResponseFrame, SecretString, SignAuthorization,
-    SignHash, SignMessage, SignTransaction, SignTypedData, WrappedKey, PROTOCOL_VERSION,
+    AttestationDocument, AttestationRequest, AuditEntries, AuditEntryList, Audited, AuditedReply,
+    Credentials, GenerateKey, ImportKey, MigrateKey, Pong, Reply, Request, RequestFrame, Response,
+    ResponseFrame, SealedWindow, SecretString, SetPolicy, SignAuthorization, SignHash, SignMessage,
+    SignTransaction, SignTypedData, WindowedTransaction, WrappedKey, PROTOCOL_VERSION,
 };

@@ -10,6 +10,7 @@ use crate::error::ErrorBody;
 use alloy_primitives::Address;
 use alloy_primitives::B256;
 use base64::Engine as _;
+use nitro_wallet_audit::{ChainId, SignedEntry};
 use nitro_wallet_eth::{MessageSignature, PersonalMessage, SignedAuthorization, SignedTransaction};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -81,6 +82,14 @@ pub enum Request {
     SignHash(SignHash),
     /// Sign an EIP-7702 authorization.
     SignAuthorization(SignAuthorization),
+    /// Replace a key's policy (re-wraps the key).
+    SetPolicy(SetPolicy),
+    /// A signing or key-management request whose audit entries the host wants back (see
+    /// [`Audited`]); answered with [`Response::Audited`].
+    Audited(Audited),
+    /// Audit entries of this enclave's chain again, for a host that lost a reply; answered
+    /// with [`Response::AuditEntries`].
+    AuditEntries(AuditEntries),
 }
 
 /// What the enclave answers.
@@ -96,12 +105,71 @@ pub enum Response {
     Key(WrappedKey),
     /// A signed transaction.
     SignedTransaction(SignedTransaction),
+    /// A signed transaction of a key whose policy has a rolling window, with the window's new
+    /// sealed state for the host to keep and present next time.
+    WindowedTransaction(WindowedTransaction),
     /// A signed message, typed data or digest.
     MessageSignature(MessageSignature),
     /// A signed EIP-7702 authorization.
     SignedAuthorization(SignedAuthorization),
     /// An attestation document (untagged COSE_Sign1 from the NSM).
     Attestation(AttestationDocument),
+    /// The outcome of an [`Audited`] request and the audit entries that record it.
+    Audited(AuditedReply),
+    /// Answer to [`Request::AuditEntries`].
+    AuditEntries(AuditEntryList),
+}
+
+/// A request to decide and record: the enclave records its decision on `request` (allowed,
+/// refused or failed) as the next entry of its audit chain and returns the entry with the
+/// outcome, so that the host can append it to its log **before** releasing the outcome.
+///
+/// The enclave records every signing and key-management request, wrapped or not: an
+/// unwrapped one still takes its place in the chain, so a host that signs without logging
+/// leaves a gap that `nitro-wallet audit verify` reports.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Audited {
+    /// Who asked: the name of the API token the host authenticated (the host's word; the
+    /// enclave cannot check it). Kept to 128 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// The hash of the last entry in the host's log; if this request starts the enclave's
+    /// chain, the genesis links to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_head: Option<B256>,
+    /// The request itself (a signing or key-management request).
+    pub request: Box<Request>,
+}
+
+/// Answer to an [`Audited`] request.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditedReply {
+    /// What the request alone would have been answered.
+    pub reply: Box<Reply>,
+    /// The entries recorded for it, in chain order: its decision, preceded by the chain's
+    /// genesis when this request started the chain. Empty for requests that are not
+    /// recorded.
+    #[serde(default)]
+    pub entries: Vec<SignedEntry>,
+}
+
+/// Ask for entries `from..=to` of this enclave's audit chain `chain` again.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditEntries {
+    /// The chain; another enclave's chain is refused (`invalid_request`).
+    pub chain: ChainId,
+    /// First sequence number.
+    pub from: u64,
+    /// Last sequence number.
+    pub to: u64,
+}
+
+/// Entries of an audit chain, in order; the enclave keeps the genesis and its most recent
+/// entries only, so the list may start after the requested `from`, and holds at most 256.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AuditEntryList {
+    /// The entries.
+    pub entries: Vec<SignedEntry>,
 }
 
 /// Ask for an attestation document.
@@ -153,26 +221,43 @@ pub struct WrappedKey {
     /// key; informative only (the enclave never trusts it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<alloy_primitives::Bytes>,
+    /// The key's signing policy (canonical JSON), absent for none. Its digest is part of the
+    /// encryption context, so the enclave can trust the policy that unwraps with the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 impl WrappedKey {
-    /// The encryption context that binds a key's ciphertext to its address.
-    pub fn encryption_context(address: &Address) -> std::collections::BTreeMap<String, String> {
-        std::collections::BTreeMap::from([(
+    /// The encryption context that binds a key's ciphertext to its address and, when it has
+    /// one, to the SHA-256 (hex) of its policy's canonical form.
+    pub fn encryption_context(
+        address: &Address,
+        policy_digest: Option<&str>,
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut context = std::collections::BTreeMap::from([(
             ENCRYPTION_CONTEXT_ADDRESS.to_owned(),
             address.to_checksum(None),
-        )])
+        )]);
+        if let Some(digest) = policy_digest {
+            context.insert(ENCRYPTION_CONTEXT_POLICY.to_owned(), digest.to_owned());
+        }
+        context
     }
 }
 
 /// Encryption-context key naming the address a ciphertext belongs to.
 pub const ENCRYPTION_CONTEXT_ADDRESS: &str = "nitro-wallet:address";
+/// Encryption-context key holding the digest of the key's policy.
+pub const ENCRYPTION_CONTEXT_POLICY: &str = "nitro-wallet:policy";
 
 /// Generate a key.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GenerateKey {
     /// KMS key to wrap it with.
     pub kms_key_id: String,
+    /// Its signing policy (JSON), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// Import a key.
@@ -182,6 +267,9 @@ pub struct ImportKey {
     pub kms_key_id: String,
     /// 64 hex characters, optional `0x`.
     pub private_key: SecretString,
+    /// Its signing policy (JSON), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// Migrate a key from the reference sample's storage format.
@@ -196,6 +284,20 @@ pub struct MigrateKey {
     pub legacy_kms_key_id: Option<String>,
     /// KMS key to wrap the migrated key with.
     pub kms_key_id: String,
+    /// Its signing policy (JSON), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// Replace a key's policy: the enclave unwraps the key under its current policy and wraps it
+/// again under the new one (`None`: no policy).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SetPolicy {
+    /// The key, with its current policy.
+    pub key: WrappedKey,
+    /// The new policy (JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// Sign a transaction.
@@ -206,6 +308,30 @@ pub struct SignTransaction {
     /// The Ethereum JSON-RPC transaction object exactly as the client sent it; the enclave
     /// parses and validates it.
     pub transaction: Box<RawValue>,
+    /// The latest sealed rolling-window state of the key, for keys whose policy has a window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<SealedWindow>,
+}
+
+/// A key's rolling-window state as the enclave sealed it: the state's JSON (sequence number
+/// and entries) and an HMAC-SHA256 over it, the key's address and its policy digest, under a
+/// MAC key that only the enclave can derive from the private key. The host keeps it and
+/// cannot forge or alter it; presenting an older one is detected while the enclave runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedWindow {
+    /// The state, JSON, exactly as sealed.
+    pub state: String,
+    /// Hex HMAC-SHA256.
+    pub mac: String,
+}
+
+/// A signed transaction and its key's new window state.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WindowedTransaction {
+    /// The signed transaction.
+    pub signed: SignedTransaction,
+    /// The window after recording it.
+    pub window: SealedWindow,
 }
 
 /// Sign an EIP-191 personal message.
@@ -362,8 +488,10 @@ mod tests {
                     kms_key_id: "alias/k".into(),
                     ciphertext: vec![1, 2, 3],
                     public_key: None,
+                    policy: None,
                 },
                 transaction: RawValue::from_string(tx.into()).unwrap(),
+                window: None,
             }),
         };
         let bytes = encode(&frame).unwrap();
@@ -376,6 +504,45 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn audited_frames_round_trip_and_keep_entry_bytes() {
+        let body = r#"{"v":1,"seq":1}"#;
+        let entry = SignedEntry {
+            entry: RawValue::from_string(body.into()).unwrap(),
+            hash: B256::repeat_byte(1),
+            sig: alloy_primitives::B512::repeat_byte(2),
+        };
+        let frame = ResponseFrame {
+            v: PROTOCOL_VERSION,
+            id: 7,
+            reply: Reply::Ok(Response::Audited(AuditedReply {
+                reply: Box::new(Reply::Err(ErrorBody::new(
+                    crate::ErrorCode::PolicyDenied,
+                    "denied",
+                ))),
+                entries: vec![entry],
+            })),
+        };
+        let bytes = encode(&frame).unwrap();
+        let back: ResponseFrame = decode(&bytes[4..]).unwrap();
+        let Reply::Ok(Response::Audited(a)) = back.reply else {
+            panic!("unexpected {:?}", back.reply)
+        };
+        assert!(matches!(*a.reply, Reply::Err(ref e) if e.code == crate::ErrorCode::PolicyDenied));
+        assert_eq!(a.entries[0].entry.get(), body);
+
+        // The wrapper's optional fields may be absent.
+        let request: Request = serde_json::from_str(r#"{"audited":{"request":"ping"}}"#).unwrap();
+        assert!(matches!(
+            request,
+            Request::Audited(Audited {
+                caller: None,
+                log_head: None,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -398,7 +565,7 @@ mod tests {
         let a: Address = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
             .parse()
             .unwrap();
-        let ctx = WrappedKey::encryption_context(&a);
+        let ctx = WrappedKey::encryption_context(&a, None);
         assert_eq!(
             ctx[ENCRYPTION_CONTEXT_ADDRESS],
             "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

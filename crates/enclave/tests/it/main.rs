@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod audit;
+
 use nitro_wallet_attestation::{pcr0_of_file, DevCa};
 use nitro_wallet_kms::emulator::{AttestationPolicy, Emulator};
 use nitro_wallet_protocol::{
@@ -174,6 +176,7 @@ impl Conn {
         match self
             .call(Request::GenerateKey(GenerateKey {
                 kms_key_id: KMS_KEY.into(),
+                policy: None,
             }))
             .await
         {
@@ -202,6 +205,7 @@ fn sign_request(key: &WrappedKey, nonce: u64) -> Request {
     Request::SignTransaction(SignTransaction {
         key: key.clone(),
         transaction: RawValue::from_string(tx).unwrap(),
+        window: None,
     })
 }
 
@@ -359,6 +363,7 @@ async fn a_ciphertext_presented_for_another_address_is_refused() {
             ct
         },
         public_key: None,
+        policy: None,
     };
     // The genuine key is cached, so a tampered record of the same address still signs as that
     // address; after a restart the tampered ciphertext must be refused.
@@ -387,6 +392,7 @@ async fn invalid_requests_get_typed_errors() {
     let r = bare
         .call(Request::GenerateKey(GenerateKey {
             kms_key_id: KMS_KEY.into(),
+            policy: None,
         }))
         .await;
     assert_eq!(err_code(&r), ErrorCode::KmsDenied);
@@ -399,6 +405,7 @@ async fn invalid_requests_get_typed_errors() {
         .call(Request::SignTransaction(SignTransaction {
             key: key.clone(),
             transaction: tx,
+            window: None,
         }))
         .await;
     match r {
@@ -412,6 +419,7 @@ async fn invalid_requests_get_typed_errors() {
         .call(Request::ImportKey(nitro_wallet_protocol::ImportKey {
             kms_key_id: KMS_KEY.into(),
             private_key: SecretString::new("not-a-key-0123".into()),
+            policy: None,
         }))
         .await;
     match r {
@@ -427,6 +435,7 @@ async fn invalid_requests_get_typed_errors() {
     let r = c
         .call(Request::GenerateKey(GenerateKey {
             kms_key_id: "alias/none".into(),
+            policy: None,
         }))
         .await;
     assert_eq!(err_code(&r), ErrorCode::KmsKeyNotFound);
@@ -490,4 +499,143 @@ async fn keys_unwrap_only_for_the_measured_build() {
     )
     .unwrap();
     assert!(verified.document.public_key.is_some());
+}
+
+/// The policy is decided here, not in the host: a request sent straight to the enclave's
+/// socket, as a compromised host would, gets the refusal with the rule named; and a record
+/// whose policy was edited (in the key store, by hand) no longer unwraps.
+#[tokio::test]
+async fn the_policy_holds_without_the_host_and_cannot_be_edited_outside_the_enclave() {
+    let mut enclave = Enclave::start().await;
+    let mut c = enclave.connect().await;
+    let strict = r#"{"chain_ids": [1], "max_value_wei": "0"}"#;
+    let key = match c
+        .call(Request::GenerateKey(GenerateKey {
+            kms_key_id: KMS_KEY.into(),
+            policy: Some(strict.into()),
+        }))
+        .await
+    {
+        Reply::Ok(Response::Key(k)) => k,
+        other => panic!("generate failed: {other:?}"),
+    };
+    assert!(key
+        .policy
+        .as_deref()
+        .is_some_and(|p| p.contains("max_value_wei")));
+    // sign_request sends chain 0x7a69 and value 1: the first rule that refuses is named.
+    let refused = c.sign(&key, 0).await;
+    let Reply::Err(e) = &refused else {
+        panic!("signed against the policy: {refused:?}")
+    };
+    assert_eq!(e.code, ErrorCode::PolicyDenied);
+    assert_eq!(e.field.as_deref(), Some("chain_ids"));
+
+    // The same record with its policy relaxed by hand: after a restart (empty cache) KMS
+    // refuses to unwrap it, because the policy digest is in the encryption context.
+    let edited = WrappedKey {
+        policy: Some(r#"{"chain_ids": [31337]}"#.into()),
+        ..key.clone()
+    };
+    let dropped = WrappedKey {
+        policy: None,
+        ..key.clone()
+    };
+    drop(c);
+    enclave.restart().await;
+    let mut c = enclave.connect().await;
+    for forged in [&edited, &dropped] {
+        assert_eq!(
+            err_code(&c.sign(forged, 0).await),
+            ErrorCode::KmsInvalidCiphertext
+        );
+    }
+    // The genuine record still unwraps, still under its policy.
+    let Reply::Err(e) = c.sign(&key, 0).await else {
+        panic!("signed against the policy after a restart")
+    };
+    assert_eq!(e.code, ErrorCode::PolicyDenied);
+}
+
+/// The rolling window travels as a state the enclave seals and the host keeps: the limit holds
+/// across a restart, an older (replayed), missing or altered state is refused.
+#[tokio::test]
+async fn the_window_holds_across_a_restart_and_replays_are_refused() {
+    let mut enclave = Enclave::start().await;
+    let mut c = enclave.connect().await;
+    let key = match c
+        .call(Request::GenerateKey(GenerateKey {
+            kms_key_id: KMS_KEY.into(),
+            policy: Some(r#"{"window": {"seconds": 3600, "max_count": 2}}"#.into()),
+        }))
+        .await
+    {
+        Reply::Ok(Response::Key(k)) => k,
+        other => panic!("generate failed: {other:?}"),
+    };
+    let sign = |nonce: u64, window: Option<nitro_wallet_protocol::SealedWindow>| {
+        let Request::SignTransaction(mut s) = sign_request(&key, nonce) else {
+            unreachable!()
+        };
+        s.window = window;
+        Request::SignTransaction(s)
+    };
+    let windowed = |reply: Reply| match reply {
+        Reply::Ok(Response::WindowedTransaction(w)) => w.window,
+        other => panic!("expected a windowed signature, got {other:?}"),
+    };
+    let w1 = windowed(c.call(sign(0, None)).await);
+    let w2 = windowed(c.call(sign(1, Some(w1.clone()))).await);
+    assert!(w2.state.starts_with(r#"{"seq":2,"#), "{}", w2.state);
+
+    let field = |reply: &Reply| match reply {
+        Reply::Err(e) => (e.code, e.field.clone().unwrap_or_default()),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        field(&c.call(sign(2, Some(w2.clone()))).await),
+        (ErrorCode::PolicyDenied, "window.max_count".into())
+    );
+    // An older state, or none, while this enclave knows seq 2: replay refused.
+    for stale in [Some(w1.clone()), None] {
+        assert_eq!(
+            field(&c.call(sign(2, stale)).await),
+            (ErrorCode::WindowStateRejected, "window".into())
+        );
+    }
+    // A state whose entries were edited does not verify.
+    let forged = nitro_wallet_protocol::SealedWindow {
+        state: w2.state.replace(r#""seq":2"#, r#""seq":9"#),
+        ..w2.clone()
+    };
+    assert_eq!(
+        field(&c.call(sign(2, Some(forged.clone()))).await),
+        (ErrorCode::WindowStateRejected, "window".into())
+    );
+
+    // After a restart the sealed state the host kept still counts.
+    drop(c);
+    enclave.restart().await;
+    let mut c = enclave.connect().await;
+    assert_eq!(
+        field(&c.call(sign(2, Some(forged))).await),
+        (ErrorCode::WindowStateRejected, "window".into())
+    );
+    assert_eq!(
+        field(&c.call(sign(2, Some(w2))).await),
+        (ErrorCode::PolicyDenied, "window.max_count".into())
+    );
+}
+
+/// The enclave process turns core dumps off before it holds any key.
+#[tokio::test]
+async fn the_enclave_process_makes_no_core_dumps() {
+    let enclave = Enclave::start().await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", enclave.child.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("no core limit line");
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(&fields[4..6], ["0", "0"], "{core}");
 }

@@ -6,6 +6,7 @@
 //! it is the sample's first defect, not a compatibility requirement.
 
 use super::{
+    auth::Caller,
     error::ApiError,
     keys::{body_bytes, check_label, parse_json, sign_with, unexpected, KeyView},
     AppState,
@@ -13,6 +14,7 @@ use super::{
 use crate::{
     keystore::{KeyRecord, StoreError},
     legacy::{payload_to_request, LegacyError},
+    tokens::Operation,
 };
 use axum::{
     body::Bytes,
@@ -38,8 +40,10 @@ pub(crate) struct SampleSign {
 /// `{"transaction_signed": "0x…", "transaction_hash": "0x…"}`.
 pub(crate) async fn sign(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.authorize(Operation::SignTransaction, None)?;
     let req: SampleSign = parse_json(&body_bytes(body)?)?;
     let secret_id = check_secret_id(&req.secret_id)?;
     let address = state
@@ -47,6 +51,7 @@ pub(crate) async fn sign(
         .resolve(&*state.store, secret_id)
         .await?
         .ok_or_else(|| not_migrated(secret_id))?;
+    caller.authorize(Operation::SignTransaction, Some(&address))?;
     let record = state.store.get(&address).await?.ok_or_else(|| {
         ApiError::key_not_found(address.to_checksum(None)).with_field("secret_id")
     })?;
@@ -78,6 +83,7 @@ pub(crate) struct Migrate {
     secret_id: String,
     legacy_kms_key_id: Option<String>,
     label: Option<String>,
+    policy: Option<Box<RawValue>>,
 }
 
 /// `POST /v1/keys/migrate`: reads the sample's secret, has the enclave unwrap it and wrap it
@@ -85,8 +91,10 @@ pub(crate) struct Migrate {
 /// secret again answers 200 with the key it became.
 pub(crate) async fn migrate(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+    caller.authorize(Operation::KeysCreate, None)?;
     let req: Migrate = parse_json(&body_bytes(body)?)?;
     let secret_id = check_secret_id(&req.secret_id)?;
     check_label(req.label.as_deref())?;
@@ -100,11 +108,11 @@ pub(crate) async fn migrate(
     })?;
     let secret = legacy.read(secret_id).await.map_err(legacy_error)?;
     let response = state
-        .enclave
-        .call(Request::MigrateKey(MigrateKey {
+        .decide(Request::MigrateKey(MigrateKey {
             legacy_ciphertext: secret.ciphertext,
             legacy_kms_key_id: req.legacy_kms_key_id,
             kms_key_id: state.kms_key_id.to_string(),
+            policy: super::keys::policy_text(req.policy.as_deref()),
         }))
         .await?;
     let Response::Key(wrapped) = response else {

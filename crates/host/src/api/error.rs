@@ -108,15 +108,17 @@ impl From<CallError> for ApiError {
                     ErrorCode::InvalidTransaction | ErrorCode::InvalidRequest => {
                         StatusCode::UNPROCESSABLE_ENTITY
                     }
-                    ErrorCode::KeyMismatch | ErrorCode::KmsInvalidCiphertext => {
-                        StatusCode::CONFLICT
-                    }
+                    ErrorCode::KeyMismatch
+                    | ErrorCode::KmsInvalidCiphertext
+                    | ErrorCode::WindowStateRejected => StatusCode::CONFLICT,
                     ErrorCode::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::PolicyDenied => StatusCode::FORBIDDEN,
                     ErrorCode::KmsDenied
                     | ErrorCode::KmsAttestation
                     | ErrorCode::KmsKeyNotFound
                     | ErrorCode::KmsUnavailable
-                    | ErrorCode::KmsError => StatusCode::SERVICE_UNAVAILABLE,
+                    | ErrorCode::KmsError
+                    | ErrorCode::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 if status.is_server_error() {
@@ -146,6 +148,11 @@ impl From<StoreError> for ApiError {
                 StatusCode::CONFLICT,
                 "key_exists",
                 format!("a key with address {a} exists already"),
+            ),
+            StoreError::Changed(a) => ApiError::new(
+                StatusCode::CONFLICT,
+                "key_changed",
+                format!("the record of {a} changed meanwhile; read it again and retry"),
             ),
             other => {
                 tracing::error!(error = %other, "key store failure");

@@ -1,7 +1,12 @@
 //! `/v1/keys`: generate, import, list, show, and sign with a key.
+//!
+//! Every handler takes the request's [`Caller`] and checks its scope first: the operation, and
+//! the key of the path (through `find`) before the key is looked up.
 
-use super::{error::ApiError, AppState};
+use super::{auth::Caller, error::ApiError, AppState};
 use crate::keystore::KeyRecord;
+use crate::tokens::Operation;
+use crate::{enclave_client::CallError, keystore::StoreError};
 use alloy_primitives::Address;
 use alloy_primitives::B256;
 use axum::{
@@ -11,9 +16,11 @@ use axum::{
     Json,
 };
 use nitro_wallet_eth::{MessageSignature, PersonalMessage};
+use nitro_wallet_protocol::ErrorCode;
 use nitro_wallet_protocol::{
     message::{GenerateKey, ImportKey, SignTransaction},
-    Request, Response, SecretString, SignAuthorization, SignHash, SignMessage, SignTypedData,
+    Request, Response, SecretString, SetPolicy, SignAuthorization, SignHash, SignMessage,
+    SignTypedData,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -54,6 +61,7 @@ impl From<&KeyRecord> for KeyView {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
     label: Option<String>,
+    policy: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -61,13 +69,16 @@ pub(crate) struct CreateKey {
 pub(crate) struct Import {
     private_key: SecretString,
     label: Option<String>,
+    policy: Option<Box<RawValue>>,
 }
 
 /// `POST /v1/keys`: a key generated inside the enclave.
 pub(crate) async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+    caller.authorize(Operation::KeysCreate, None)?;
     let body = body_bytes(body)?;
     let req: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
         CreateKey::default()
@@ -76,9 +87,9 @@ pub(crate) async fn create(
     };
     check_label(req.label.as_deref())?;
     let response = state
-        .enclave
-        .call(Request::GenerateKey(GenerateKey {
+        .decide(Request::GenerateKey(GenerateKey {
             kms_key_id: state.kms_key_id.to_string(),
+            policy: policy_text(req.policy.as_deref()),
         }))
         .await?;
     store_wrapped(&state, response, req.label).await
@@ -87,19 +98,23 @@ pub(crate) async fn create(
 /// `POST /v1/keys/import`: wrap a caller's key.
 pub(crate) async fn import(
     State(state): State<AppState>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+    caller.authorize(Operation::KeysCreate, None)?;
     // serde's messages may quote a rejected value: never let that be a private key.
     let req: Import = parse_json(&body_bytes(body)?).map_err(|mut e| {
-        e.message = "expected {\"private_key\": \"<64 hex characters>\", \"label\"?: \"…\"}".into();
+        e.message = "expected {\"private_key\": \"<64 hex characters>\", \"label\"?: \"…\", \
+                     \"policy\"?: {…}}"
+            .into();
         e
     })?;
     check_label(req.label.as_deref())?;
     let response = state
-        .enclave
-        .call(Request::ImportKey(ImportKey {
+        .decide(Request::ImportKey(ImportKey {
             kms_key_id: state.kms_key_id.to_string(),
             private_key: req.private_key,
+            policy: policy_text(req.policy.as_deref()),
         }))
         .await?;
     store_wrapped(&state, response, req.label).await
@@ -118,53 +133,107 @@ async fn store_wrapped(
     Ok((StatusCode::CREATED, Json(KeyView::from(&*record))))
 }
 
-/// `GET /v1/keys`.
+/// `GET /v1/keys`: the keys the token may use.
 pub(crate) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.authorize(Operation::KeysRead, None)?;
     let records = state.store.list().await?;
-    let keys: Vec<KeyView> = records.iter().map(|r| KeyView::from(&**r)).collect();
+    let keys: Vec<KeyView> = records
+        .iter()
+        .filter(|r| caller.may_use(&r.address))
+        .map(|r| KeyView::from(&**r))
+        .collect();
     Ok(Json(serde_json::json!({ "keys": keys })))
 }
 
 /// `GET /v1/keys/{address}`.
 pub(crate) async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(address): Path<String>,
 ) -> Result<Json<KeyView>, ApiError> {
-    let record = find(&state, &address).await?;
+    let record = find(&state, &caller, Operation::KeysRead, &address).await?;
     Ok(Json(KeyView::from(&*record)))
 }
 
 /// `POST /v1/keys/{address}/sign/transaction`.
 pub(crate) async fn sign_transaction(
     State(state): State<AppState>,
+    caller: Caller,
     Path(address): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<nitro_wallet_eth::SignedTransaction>, ApiError> {
-    let record = find(&state, &address).await?;
+    let record = find(&state, &caller, Operation::SignTransaction, &address).await?;
     let body = body_bytes(body)?;
     let transaction: Box<RawValue> = parse_json(&body)?;
     sign_with(&state, &record, transaction).await.map(Json)
 }
 
 /// Has the enclave sign `transaction` (JSON-RPC transaction object) with `record`'s key.
+///
+/// For a key whose policy has a rolling window, signatures of that key are serialized here, the
+/// record's sealed window state goes along, and the new state the enclave returns is stored
+/// before the signature is released. A stale record (another host moved the window on) is
+/// read again from the store and the request retried once.
 pub(super) async fn sign_with(
     state: &AppState,
     record: &KeyRecord,
     transaction: Box<RawValue>,
 ) -> Result<nitro_wallet_eth::SignedTransaction, ApiError> {
-    let response = state
-        .enclave
-        .call(Request::SignTransaction(SignTransaction {
+    if !record.has_window() {
+        let request = Request::SignTransaction(SignTransaction {
             key: record.wrapped(),
             transaction,
-        }))
-        .await?;
-    match response {
-        Response::SignedTransaction(signed) => Ok(signed),
-        _ => Err(unexpected()),
+            window: None,
+        });
+        return match state.decide(request).await? {
+            Response::SignedTransaction(signed) => Ok(signed),
+            _ => Err(unexpected()),
+        };
     }
+    let lock = state.window_locks.lock_for(record.address);
+    let _serialized = lock.lock().await;
+    let mut current = state
+        .store
+        .get(&record.address)
+        .await?
+        .ok_or_else(|| ApiError::key_not_found(record.address))?;
+    for attempt in 0..2 {
+        let request = Request::SignTransaction(SignTransaction {
+            key: current.wrapped(),
+            transaction: transaction.clone(),
+            window: current.window.clone(),
+        });
+        let stale = match state.decide(request).await {
+            Ok(Response::WindowedTransaction(w)) => {
+                let mut next = (*current).clone();
+                next.window = Some(w.window);
+                match state.store.replace(&current, next).await {
+                    Ok(_) => return Ok(w.signed),
+                    Err(StoreError::Changed(_)) => true,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(_) => return Err(unexpected()),
+            Err(CallError::Enclave(e)) if e.code == ErrorCode::WindowStateRejected => {
+                if attempt == 1 {
+                    return Err(CallError::Enclave(e).into());
+                }
+                true
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if stale && attempt == 0 {
+            current = state
+                .store
+                .reload(&record.address)
+                .await?
+                .ok_or_else(|| ApiError::key_not_found(record.address))?;
+        }
+    }
+    Err(StoreError::Changed(record.address).into())
 }
 
 #[derive(Deserialize)]
@@ -177,10 +246,11 @@ pub(crate) struct MessageBody {
 /// (`0x`-hex means bytes, as in `personal_sign`), `{"text": "…"}` or `{"raw": "0x…"}`.
 pub(crate) async fn sign_message(
     State(state): State<AppState>,
+    caller: Caller,
     Path(address): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<MessageSignature>, ApiError> {
-    let record = find(&state, &address).await?;
+    let record = find(&state, &caller, Operation::SignMessage, &address).await?;
     let req: MessageBody = parse_json(&body_bytes(body)?)?;
     let message = PersonalMessage::from_value(&req.message).map_err(|e| {
         ApiError::new(
@@ -196,10 +266,11 @@ pub(crate) async fn sign_message(
 /// `POST /v1/keys/{address}/sign/typed-data`: the body is an `eth_signTypedData_v4` document.
 pub(crate) async fn sign_typed_data(
     State(state): State<AppState>,
+    caller: Caller,
     Path(address): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<MessageSignature>, ApiError> {
-    let record = find(&state, &address).await?;
+    let record = find(&state, &caller, Operation::SignMessage, &address).await?;
     let typed_data: Box<RawValue> = parse_json(&body_bytes(body)?)?;
     sign_typed_data_with(&state, &record, typed_data)
         .await
@@ -216,10 +287,11 @@ pub(crate) struct HashBody {
 /// `[signing] raw_hash_keys` only.
 pub(crate) async fn sign_hash(
     State(state): State<AppState>,
+    caller: Caller,
     Path(address): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<MessageSignature>, ApiError> {
-    let record = find(&state, &address).await?;
+    let record = find(&state, &caller, Operation::SignHash, &address).await?;
     let req: HashBody = parse_json(&body_bytes(body)?)?;
     let hash = req
         .hash
@@ -240,14 +312,14 @@ pub(crate) async fn sign_hash(
 /// `{chainId, address, nonce}`, answered in the shape of an `authorizationList` entry.
 pub(crate) async fn sign_authorization(
     State(state): State<AppState>,
+    caller: Caller,
     Path(address): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<nitro_wallet_eth::SignedAuthorization>, ApiError> {
-    let record = find(&state, &address).await?;
+    let record = find(&state, &caller, Operation::SignAuthorization, &address).await?;
     let authorization: Box<RawValue> = parse_json(&body_bytes(body)?)?;
     match state
-        .enclave
-        .call(Request::SignAuthorization(SignAuthorization {
+        .decide(Request::SignAuthorization(SignAuthorization {
             key: record.wrapped(),
             authorization,
         }))
@@ -268,7 +340,7 @@ pub(super) async fn sign_message_with(
         key: record.wrapped(),
         message,
     });
-    message_signature(state.enclave.call(request).await?)
+    message_signature(state.decide(request).await?)
 }
 
 /// Has the enclave sign an EIP-712 document (JSON) with `record`'s key.
@@ -281,34 +353,20 @@ pub(super) async fn sign_typed_data_with(
         key: record.wrapped(),
         typed_data,
     });
-    message_signature(state.enclave.call(request).await?)
+    message_signature(state.decide(request).await?)
 }
 
-/// Has the enclave sign a raw digest with `record`'s key, if the key may.
-///
-/// # Errors
-/// 403 `raw_signing_disabled` for a key not in `[signing] raw_hash_keys`.
+/// Has the enclave sign a raw digest with `record`'s key (its policy must allow `raw_hash`).
 pub(super) async fn sign_hash_with(
     state: &AppState,
     record: &KeyRecord,
     hash: B256,
 ) -> Result<MessageSignature, ApiError> {
-    if !state.raw_hash_keys.contains(&record.address) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "raw_signing_disabled",
-            format!(
-                "key {} may not sign raw digests (a signed digest can be a transaction); list it \
-                 in [signing] raw_hash_keys to allow it",
-                record.address
-            ),
-        ));
-    }
     let request = Request::SignHash(SignHash {
         key: record.wrapped(),
         hash,
     });
-    message_signature(state.enclave.call(request).await?)
+    message_signature(state.decide(request).await?)
 }
 
 fn message_signature(response: Response) -> Result<MessageSignature, ApiError> {
@@ -318,11 +376,53 @@ fn message_signature(response: Response) -> Result<MessageSignature, ApiError> {
     }
 }
 
+/// `PUT /v1/keys/{address}/policy`: the body is the new policy (`null` or `{}` for none).
+/// The enclave unwraps the key under its current policy and wraps it again under the new one;
+/// the record is replaced only if nobody changed it meanwhile.
+pub(crate) async fn set_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(address): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<KeyView>, ApiError> {
+    let record = find(&state, &caller, Operation::Admin, &address).await?;
+    let policy: Option<Box<RawValue>> = parse_json(&body_bytes(body)?)?;
+    let response = state
+        .decide(Request::SetPolicy(SetPolicy {
+            key: record.wrapped(),
+            policy: policy_text(policy.as_deref()),
+        }))
+        .await?;
+    let Response::Key(wrapped) = response else {
+        return Err(unexpected());
+    };
+    let mut new = KeyRecord::new(wrapped, record.label.clone());
+    new.created_at.clone_from(&record.created_at);
+    new.migrated_from.clone_from(&record.migrated_from);
+    let stored = state.store.replace(&record, new).await?;
+    tracing::info!(address = %stored.address, "key policy replaced");
+    Ok(Json(KeyView::from(&*stored)))
+}
+
+/// A policy from a request body, as text for the enclave (`null` means none).
+pub(super) fn policy_text(policy: Option<&RawValue>) -> Option<String> {
+    policy
+        .map(RawValue::get)
+        .filter(|p| *p != "null")
+        .map(str::to_owned)
+}
+
+/// The key of the path for `op`: 400 for a malformed address, 403 when the token may not
+/// (before any lookup: a refusal says nothing of whether the key exists), 404 when there is no
+/// such key.
 pub(super) async fn find(
     state: &AppState,
+    caller: &Caller,
+    op: Operation,
     address: &str,
 ) -> Result<std::sync::Arc<KeyRecord>, ApiError> {
     let parsed = parse_address(address)?;
+    caller.authorize(op, Some(&parsed))?;
     state
         .store
         .get(&parsed)

@@ -1,16 +1,18 @@
 //! The HTTPS API (DESIGN.md §4).
 //!
 //! Routing, limits and error shape live here; handlers per resource live in submodules.
-//! Every `/v1` route requires a bearer token ([`auth`]). Bodies are size-limited, every
+//! Every `/v1` route requires a bearer token whose scopes allow the operation and the key
+//! ([`auth`]). Bodies are size-limited, every
 //! request has a deadline, and concurrency is bounded; every error is JSON ([`error`]).
 
 pub mod auth;
 pub mod compat;
 pub mod error;
 pub mod keys;
+pub mod rpc;
 pub mod web3signer;
 
-use crate::{enclave_client::EnclaveClient, keystore::KeyStore};
+use crate::{enclave_pool::EnclavePool, keystore::KeyStore};
 use axum::{
     extract::{Request, State},
     http::StatusCode,
@@ -26,8 +28,8 @@ use std::{sync::Arc, time::Duration};
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The enclave.
-    pub enclave: Arc<EnclaveClient>,
+    /// The enclaves (one or several, balanced).
+    pub enclave: Arc<EnclavePool>,
     /// Key records.
     pub store: Arc<dyn KeyStore>,
     /// Accepted API tokens.
@@ -39,8 +41,32 @@ pub struct AppState {
     pub legacy: Option<Arc<crate::legacy::LegacySecrets>>,
     /// Which key each migrated sample secret is, for `POST /`.
     pub secret_index: Arc<crate::legacy::SecretIndex>,
-    /// Keys allowed to sign raw digests (`[signing] raw_hash_keys`).
-    pub raw_hash_keys: Arc<std::collections::HashSet<alloy_primitives::Address>>,
+    /// Serializes the signatures of each key that has a rolling window.
+    pub window_locks: Arc<KeyLocks>,
+    /// JSON-RPC (`POST /rpc`): the upstream node and the per-address nonce locks.
+    pub rpc: Arc<rpc::Rpc>,
+    /// The audit log every signing decision is written to before it is released (see
+    /// [`AppState::decide`]); `None` when `[audit] path` is not configured.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
+}
+
+/// One async mutex per address, made on first use.
+#[derive(Debug, Default)]
+pub struct KeyLocks(
+    std::sync::Mutex<
+        std::collections::HashMap<alloy_primitives::Address, Arc<tokio::sync::Mutex<()>>>,
+    >,
+);
+
+impl KeyLocks {
+    /// The mutex of `address`.
+    pub fn lock_for(&self, address: alloy_primitives::Address) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(address).or_default().clone()
+    }
 }
 
 /// Limits applied to every request.
@@ -62,6 +88,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/keys/migrate", post(compat::migrate))
         .route("/keys/{address}", get(keys::show))
         .route(
+            "/keys/{address}/policy",
+            axum::routing::put(keys::set_policy),
+        )
+        .route(
             "/keys/{address}/sign/transaction",
             post(keys::sign_transaction),
         )
@@ -76,6 +106,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             post(keys::sign_authorization),
         )
         .route("/attestation", get(attestation))
+        // Inside the token check: the token's name is the audit log's caller.
+        .route_layer(middleware::from_fn(crate::audit::record_caller))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -86,6 +118,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/", post(compat::sign))
         .route("/api/v1/eth1/publicKeys", get(web3signer::public_keys))
         .route("/api/v1/eth1/sign/{identifier}", post(web3signer::sign))
+        .route_layer(middleware::from_fn(crate::audit::record_caller))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -93,6 +126,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let timeout = limits.request_timeout;
     Router::new()
         .merge(compatible)
+        .merge(rpc::router())
         .route("/healthz", get(healthz))
         .route("/upcheck", get(web3signer::upcheck))
         .route("/readyz", get(readyz))
@@ -124,22 +158,35 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when the enclave answers a ping (which runs a signing self-test).
+/// Ready when at least one enclave answers a ping (which runs a signing self-test), as last
+/// probed by the pool (or probed now when none was up). The body lists every enclave's state
+/// and load.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let probe = tokio::time::timeout(
-        Duration::from_secs(2),
-        state.enclave.call(EnclaveRequest::Ping),
-    );
-    match probe.await {
-        Ok(Ok(EnclaveResponse::Pong(pong))) => Json(serde_json::json!({
+    let health = state.enclave.readiness().await;
+    let first_up = health
+        .enclaves
+        .iter()
+        .find(|e| e.state == crate::enclave_pool::MemberState::Up);
+    match first_up {
+        Some(up) => Json(serde_json::json!({
             "status": "ready",
-            "enclave": { "version": pong.version, "cached_keys": pong.cached_keys },
+            "enclave": { "version": up.version, "cached_keys": up.cached_keys },
+            "enclaves": health.enclaves,
         }))
         .into_response(),
-        Ok(Err(e)) => {
-            ApiError::unavailable("not_ready", format!("enclave not ready: {e}")).into_response()
+        None => {
+            let message = format!("no enclave answers ({} configured)", health.enclaves.len());
+            let mut response = ApiError::unavailable("not_ready", message.clone()).into_response();
+            // The error shape (status, Retry-After) plus the per-enclave detail.
+            *response.body_mut() = axum::body::Body::from(
+                serde_json::json!({
+                    "error": { "code": "not_ready", "message": message },
+                    "enclaves": health.enclaves,
+                })
+                .to_string(),
+            );
+            response
         }
-        _ => ApiError::unavailable("not_ready", "enclave did not answer").into_response(),
     }
 }
 
@@ -152,8 +199,10 @@ struct AttestationQuery {
 /// binding the caller's nonce, for `nitro-wallet attestation verify`.
 async fn attestation(
     State(state): State<AppState>,
+    caller: auth::Caller,
     query: Result<axum::extract::Query<AttestationQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.authorize(crate::tokens::Operation::KeysRead, None)?;
     let bad_nonce = || {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -6,10 +6,12 @@
 //! `sign/hash`. Unlike Web3Signer, the eth1 routes need the bearer token.
 
 use super::{
+    auth::Caller,
     error::ApiError,
     keys::{body_bytes, find, parse_json, sign_hash_with},
     AppState,
 };
+use crate::tokens::Operation;
 use alloy_primitives::{keccak256, Address};
 use axum::{
     body::Bytes,
@@ -25,14 +27,16 @@ pub(crate) async fn upcheck() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "OK")
 }
 
-/// `GET /api/v1/eth1/publicKeys`: the keys' uncompressed public keys, `0x` + 128 hex digits
-/// (x ‖ y, without the `04` prefix), as Web3Signer lists them.
+/// `GET /api/v1/eth1/publicKeys`: the uncompressed public keys of the keys the token may use,
+/// `0x` + 128 hex digits (x ‖ y, without the `04` prefix), as Web3Signer lists them.
 pub(crate) async fn public_keys(
     State(state): State<AppState>,
+    caller: Caller,
 ) -> Result<Json<Vec<String>>, ApiError> {
+    caller.authorize(Operation::KeysRead, None)?;
     let records = state.store.list().await?;
     let mut keys = Vec::with_capacity(records.len());
-    for record in &records {
+    for record in records.iter().filter(|r| caller.may_use(&r.address)) {
         match record.public_key.as_ref().map(|k| &k[..]) {
             Some([0x04, xy @ ..]) if xy.len() == 64 => {
                 keys.push(format!("0x{}", hex::encode(xy)));
@@ -56,11 +60,12 @@ pub(crate) struct SignData {
 /// `identifier` is the key's public key (64 bytes, or 65 with `04`) or its address.
 pub(crate) async fn sign(
     State(state): State<AppState>,
+    caller: Caller,
     Path(identifier): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let address = identifier_address(&identifier)?;
-    let record = find(&state, &address.to_string()).await?;
+    let record = find(&state, &caller, Operation::SignHash, &address.to_string()).await?;
     let req: SignData = parse_json(&body_bytes(body)?)?;
     let data = req
         .data

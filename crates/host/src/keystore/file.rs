@@ -2,7 +2,8 @@
 //!
 //! A record is written to a temporary file, synced, then hard-linked to its final name, which
 //! fails if the name exists: creation can never overwrite a key, even with two writers racing.
-//! Records are cached in memory after the first read; they do not change once written.
+//! Records are cached in memory after the first read; they change only through this store
+//! (a policy change, a key's rolling-window state), or [`KeyStore::reload`] reads them afresh.
 
 use super::{KeyRecord, KeyStore, StoreError};
 use crate::fsutil::{write_private, Existing};
@@ -87,6 +88,13 @@ impl KeyStore for FileKeyStore {
         Ok(self.remember(record))
     }
 
+    async fn reload(&self, address: &Address) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(address);
+        }
+        self.get(address).await
+    }
+
     async fn get(&self, address: &Address) -> Result<Option<Arc<KeyRecord>>, StoreError> {
         if let Some(r) = self.cached(address) {
             return Ok(Some(r));
@@ -105,6 +113,33 @@ impl KeyStore for FileKeyStore {
             });
         }
         Ok(Some(self.remember(record)))
+    }
+
+    async fn replace(
+        &self,
+        current: &KeyRecord,
+        new: KeyRecord,
+    ) -> Result<Arc<KeyRecord>, StoreError> {
+        let path = self.path_of(&current.address);
+        let stored = match tokio::fs::read(&path).await {
+            Ok(b) => parse(&path, &b)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Changed(current.address))
+            }
+            Err(e) => return Err(unavailable(&path, e)),
+        };
+        if stored != *current || new.address != current.address {
+            return Err(StoreError::Changed(current.address));
+        }
+        let mut bytes =
+            serde_json::to_vec_pretty(&new).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        bytes.push(b'\n');
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || write_private(&target, &bytes, Existing::Replace))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map_err(|e| unavailable(&path, e))?;
+        Ok(self.remember(new))
     }
 
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, StoreError> {
@@ -146,6 +181,7 @@ mod tests {
                 kms_key_id: "alias/k".into(),
                 ciphertext: vec![byte; 8],
                 public_key: None,
+                policy: None,
             },
             Some(format!("key {byte}")),
         )

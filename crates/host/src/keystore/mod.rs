@@ -33,7 +33,8 @@ pub struct KeyRecord {
     pub kms_key_id: String,
     /// Encryption context the ciphertext is bound to.
     pub encryption_context: BTreeMap<String, String>,
-    /// Signing policy (enforced in the enclave; none yet).
+    /// Signing policy, enforced in the enclave; its digest is in `encryption_context`, so an
+    /// edited policy makes the record unusable.
     #[serde(default)]
     pub policy: Option<serde_json::Value>,
     /// Creation time, RFC 3339.
@@ -45,6 +46,9 @@ pub struct KeyRecord {
     /// key (absent in records made before it did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<alloy_primitives::Bytes>,
+    /// The latest rolling-window state the enclave sealed, for keys whose policy has a window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<nitro_wallet_protocol::SealedWindow>,
     /// The reference sample's secret this key was migrated from, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrated_from: Option<MigratedFrom>,
@@ -72,18 +76,35 @@ impl KeyRecord {
                     .ok()
             })
             .unwrap_or_default();
+        let policy: Option<serde_json::Value> = wrapped
+            .policy
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok());
+        let digest = wrapped
+            .policy
+            .as_deref()
+            .and_then(|p| nitro_wallet_policy::Policy::from_json(p.as_bytes()).ok())
+            .map(|p| p.digest());
         Self {
             version: RECORD_VERSION,
-            encryption_context: WrappedKey::encryption_context(&wrapped.address),
+            encryption_context: WrappedKey::encryption_context(&wrapped.address, digest.as_deref()),
             address: wrapped.address,
             ciphertext: wrapped.ciphertext,
             kms_key_id: wrapped.kms_key_id,
             public_key: wrapped.public_key,
-            policy: None,
+            policy,
+            window: None,
             created_at,
             label,
             migrated_from: None,
         }
+    }
+
+    /// Whether the key's policy has a rolling window (whose state the host keeps).
+    pub fn has_window(&self) -> bool {
+        self.policy
+            .as_ref()
+            .is_some_and(|p| p.get("window").is_some())
     }
 
     /// What the enclave needs to unwrap the key.
@@ -93,6 +114,7 @@ impl KeyRecord {
             kms_key_id: self.kms_key_id.clone(),
             ciphertext: self.ciphertext.clone(),
             public_key: self.public_key.clone(),
+            policy: self.policy.as_ref().map(serde_json::Value::to_string),
         }
     }
 }
@@ -107,6 +129,9 @@ pub enum StoreError {
     /// The store could not be read or written.
     #[error("key store unavailable: {0}")]
     Unavailable(String),
+    /// The record changed (or vanished) since it was read.
+    #[error("the record of {0} changed meanwhile; read it again and retry")]
+    Changed(Address),
     /// A stored record is unreadable.
     #[error("key record {name} is corrupt: {reason}")]
     Corrupt {
@@ -132,9 +157,26 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     /// When the store cannot be read.
     async fn get(&self, address: &Address) -> Result<Option<Arc<KeyRecord>>, StoreError>;
 
+    /// Like [`KeyStore::get`], bypassing any cache: for records another host may have changed.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    async fn reload(&self, address: &Address) -> Result<Option<Arc<KeyRecord>>, StoreError>;
+
     /// Every record, ordered by creation time then address.
     ///
     /// # Errors
     /// When the store cannot be read.
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, StoreError>;
+
+    /// Replaces `current` by `new` (same address), only if the stored record still is
+    /// `current`: a concurrent change is reported, not overwritten.
+    ///
+    /// # Errors
+    /// [`StoreError::Changed`] when the stored record is not `current` (or is gone).
+    async fn replace(
+        &self,
+        current: &KeyRecord,
+        new: KeyRecord,
+    ) -> Result<Arc<KeyRecord>, StoreError>;
 }

@@ -422,7 +422,7 @@ impl KeyStore for SecretsManagerKeyStore {
             serde_json::to_string(&record).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let description = format!(
             "nitro-wallet key record (format {}) of {}: the KMS ciphertext of its private key, \
-             never the key itself. Do not edit: records are immutable.",
+             never the key itself. Do not edit: its policy is bound to the ciphertext.",
             record.version,
             record.address.to_checksum(None)
         );
@@ -446,6 +446,13 @@ impl KeyStore for SecretsManagerKeyStore {
         }
     }
 
+    async fn reload(&self, address: &Address) -> Result<Option<Arc<KeyRecord>>, StoreError> {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(address);
+        }
+        self.get(address).await
+    }
+
     async fn get(&self, address: &Address) -> Result<Option<Arc<KeyRecord>>, StoreError> {
         if let Some(r) = self.cached(address) {
             return Ok(Some(r));
@@ -456,6 +463,38 @@ impl KeyStore for SecretsManagerKeyStore {
             Err(SdkError::ServiceError(s)) if s.err().is_resource_not_found_exception() => Ok(None),
             Err(e) => Err(failure("GetSecretValue", &name, &e)),
         }
+    }
+
+    /// Reads the secret afresh, compares, then `PutSecretValue`. Secrets Manager has no
+    /// conditional write, so two hosts replacing the same record within one round trip can
+    /// still race; the last write wins and both are logged.
+    async fn replace(
+        &self,
+        current: &KeyRecord,
+        new: KeyRecord,
+    ) -> Result<Arc<KeyRecord>, StoreError> {
+        let name = self.secret_name(&current.address);
+        let stored = match self.client.get_secret_value().secret_id(&name).send().await {
+            Ok(out) => parse(&name, out.secret_string().unwrap_or_default())?,
+            Err(SdkError::ServiceError(s)) if s.err().is_resource_not_found_exception() => {
+                return Err(StoreError::Changed(current.address))
+            }
+            Err(e) => return Err(failure("GetSecretValue", &name, &e)),
+        };
+        if stored != *current || new.address != current.address {
+            return Err(StoreError::Changed(current.address));
+        }
+        let value =
+            serde_json::to_string(&new).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        self.client
+            .put_secret_value()
+            .secret_id(&name)
+            .secret_string(value)
+            .send()
+            .await
+            .map_err(|e| failure("PutSecretValue", &name, &e))?;
+        tracing::info!(secret = %name, "key record replaced");
+        Ok(self.remember(new))
     }
 
     async fn list(&self) -> Result<Vec<Arc<KeyRecord>>, StoreError> {

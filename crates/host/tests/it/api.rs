@@ -1,10 +1,7 @@
 //! The API through `Router::oneshot`: status codes, error shapes, auth, limits.
 
-use crate::support::{InProcess, TOKEN};
+use crate::support::{InProcess, ANVIL_ADDR_0, ANVIL_KEY_0, TOKEN};
 use http::StatusCode;
-
-const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-const ANVIL_ADDR_0: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 
 fn tx_1559(nonce: u64) -> String {
     format!(

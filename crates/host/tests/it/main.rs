@@ -6,10 +6,16 @@
 
 mod api;
 mod attestation;
+mod audit;
 mod cli;
 mod credentials;
 mod e2e;
+mod new_types;
+mod pool;
+mod rpc;
 mod sample_compat;
 mod secrets_manager;
 mod signing;
+mod supervise;
 mod support;
+mod tokens;

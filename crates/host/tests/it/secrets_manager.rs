@@ -143,6 +143,7 @@ fn record(n: u8) -> KeyRecord {
             kms_key_id: "alias/nitro-wallet".into(),
             ciphertext,
             public_key: None,
+            policy: None,
         },
         Some(format!("key {n}")),
     )

@@ -1,49 +1,29 @@
 //! Message, typed-data, raw-digest and EIP-7702 authorization signing through the REST API,
 //! and the Web3Signer eth1 surface, in process over a real enclave server.
 
-use crate::support::InProcess;
+use crate::support::{InProcess, ANVIL_ADDR_0, ANVIL_KEY_0, MAIL};
 use alloy_primitives::{keccak256, Address, Signature, B256};
 use http::StatusCode;
 
 /// The key of EIP-712's own example (`keccak256("cow")`), whose signature the EIP publishes.
 const COW_KEY: &str = "0xc85ef7d79691fe79573b1a7064c19c1a9819ebdbd1faaab1a8ec92344438aaf4";
 const COW_ADDR: &str = "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826";
-/// Anvil / Hardhat account 0 and its public key (x ‖ y).
-const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-const ANVIL_ADDR_0: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 const ANVIL_PUB_0: &str = "0x8318535b54105d4a7aae60c08fc45f9687181b4fdfc625bd1a753fa7397fed753547f11ca8696646f2f3acb08e31016afac23e630c5d11f59f61fef57b0d2aa5";
 
-const MAIL: &str = r#"{
-  "types": {
-    "EIP712Domain": [
-      {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-      {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
-    ],
-    "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
-    "Mail": [
-      {"name": "from", "type": "Person"}, {"name": "to", "type": "Person"},
-      {"name": "contents", "type": "string"}
-    ]
-  },
-  "primaryType": "Mail",
-  "domain": {"name": "Ether Mail", "version": "1", "chainId": 1,
-             "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
-  "message": {
-    "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
-    "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
-    "contents": "Hello, Bob!"
-  }
-}"#;
-
 async fn import(sys: &InProcess, key: &str) {
+    import_with_policy(sys, key, "null").await;
+}
+
+async fn import_with_policy(sys: &InProcess, key: &str, policy: &str) -> serde_json::Value {
     let (status, body) = sys
         .authed(
             "POST",
             "/v1/keys/import",
-            &format!(r#"{{"private_key":"{key}"}}"#),
+            &format!(r#"{{"private_key":"{key}", "policy": {policy}}}"#),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
 }
 
 fn recover(signature_hex: &str, hash: B256) -> Address {
@@ -132,10 +112,10 @@ async fn personal_messages_in_every_form_recover_to_the_key() {
 }
 
 #[tokio::test]
-async fn raw_digests_only_for_configured_keys() {
+async fn raw_digests_only_for_keys_whose_policy_allows_them() {
     let allowed: Address = ANVIL_ADDR_0.parse().unwrap();
-    let sys = InProcess::with_raw_hash_keys(vec![allowed]).await;
-    import(&sys, ANVIL_KEY_0).await;
+    let sys = InProcess::start().await;
+    import_with_policy(&sys, ANVIL_KEY_0, r#"{"raw_hash": true}"#).await;
     import(&sys, COW_KEY).await;
     let hash = keccak256(b"a digest");
     let body = format!(r#"{{"hash": "{hash}"}}"#);
@@ -144,7 +124,8 @@ async fn raw_digests_only_for_configured_keys() {
         .authed("POST", &format!("/v1/keys/{COW_ADDR}/sign/hash"), &body)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
-    assert_eq!(err["error"]["code"], "raw_signing_disabled");
+    assert_eq!(err["error"]["code"], "policy_denied");
+    assert_eq!(err["error"]["field"], "raw_hash");
 
     let (status, sig) = sys
         .authed("POST", &format!("/v1/keys/{ANVIL_ADDR_0}/sign/hash"), &body)
@@ -208,15 +189,16 @@ async fn authorizations_sign_into_list_entries_and_chain_id_0_is_refused() {
             &format!(r#"{{"chainId": "0x0", "address": "{delegate}", "nonce": "0x3"}}"#),
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
-    assert_eq!(err["error"]["field"], "chainId");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    assert_eq!(err["error"]["code"], "policy_denied");
+    assert_eq!(err["error"]["field"], "authorization_any_chain");
 }
 
 #[tokio::test]
 async fn web3signer_eth1_surface() {
     let allowed: Address = ANVIL_ADDR_0.parse().unwrap();
-    let sys = InProcess::with_raw_hash_keys(vec![allowed]).await;
-    import(&sys, ANVIL_KEY_0).await;
+    let sys = InProcess::start().await;
+    import_with_policy(&sys, ANVIL_KEY_0, r#"{"raw_hash": true}"#).await;
     import(&sys, COW_KEY).await;
 
     let (status, keys) = sys.authed("GET", "/api/v1/eth1/publicKeys", "").await;
@@ -261,4 +243,105 @@ async fn web3signer_eth1_surface() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, text) = sys.send_text("GET", "/upcheck", "").await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "OK"));
+}
+
+#[tokio::test]
+async fn policies_are_enforced_shown_and_replaced_through_the_enclave() {
+    let sys = InProcess::start().await;
+    let key = import_with_policy(
+        &sys,
+        ANVIL_KEY_0,
+        &format!(
+            r#"{{"chain_ids": [31337], "max_value_wei": "100",
+                "recipients": {{"{COW_ADDR}": {{}}}}, "personal_messages": false}}"#
+        ),
+    )
+    .await;
+    // The record shows the policy and binds its digest.
+    assert_eq!(key["policy"]["max_value_wei"], "100", "{key}");
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(sys.dir.path().join(format!("keys/{ANVIL_ADDR_0}.json"))).unwrap(),
+    )
+    .unwrap();
+    let digest = record["encryption_context"]["nitro-wallet:policy"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(digest.len(), 64, "{record}");
+
+    let tx = |chain: u64, to: &str, value: u64| {
+        format!(
+            r#"{{"chainId": {chain}, "nonce": 0, "gas": 21000, "gasPrice": 1, "to": "{to}",
+                "value": {value}}}"#
+        )
+    };
+    let sign = format!("/v1/keys/{ANVIL_ADDR_0}/sign/transaction");
+    let (status, ok) = sys.authed("POST", &sign, &tx(31337, COW_ADDR, 100)).await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    for (body, rule) in [
+        (tx(1, COW_ADDR, 1), "chain_ids"),
+        (tx(31337, COW_ADDR, 101), "max_value_wei"),
+        (tx(31337, ANVIL_ADDR_0, 1), "recipients"),
+    ] {
+        let (status, err) = sys.authed("POST", &sign, &body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+        assert_eq!(err["error"]["code"], "policy_denied");
+        assert_eq!(err["error"]["field"], rule, "{err}");
+        assert!(err["error"]["message"].as_str().unwrap().contains(rule));
+    }
+    let message = format!("/v1/keys/{ANVIL_ADDR_0}/sign/message");
+    let (status, err) = sys.authed("POST", &message, r#"{"message": "hi"}"#).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    assert_eq!(err["error"]["field"], "personal_messages");
+
+    // Replace the policy: the enclave re-wraps, the record changes, the new rules apply.
+    let policy = format!("/v1/keys/{ANVIL_ADDR_0}/policy");
+    let (status, key) = sys.authed("PUT", &policy, r#"{"max_value_wei": 5}"#).await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    assert_eq!(key["policy"], serde_json::json!({"max_value_wei": "5"}));
+    let (status, _) = sys.authed("POST", &sign, &tx(1, ANVIL_ADDR_0, 5)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, err) = sys.authed("POST", &sign, &tx(1, ANVIL_ADDR_0, 6)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    assert_eq!(err["error"]["field"], "max_value_wei");
+    // And removed.
+    let (status, key) = sys.authed("PUT", &policy, "null").await;
+    assert_eq!(status, StatusCode::OK, "{key}");
+    assert!(key["policy"].is_null());
+    let (status, _) = sys.authed("POST", &sign, &tx(1, ANVIL_ADDR_0, 6)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Malformed policies are refused, and nothing changes.
+    let (status, err) = sys.authed("PUT", &policy, r#"{"max_value": 5}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["field"], "policy");
+}
+
+#[tokio::test]
+async fn the_rolling_window_limits_total_value_and_count() {
+    let sys = InProcess::start().await;
+    import_with_policy(
+        &sys,
+        ANVIL_KEY_0,
+        r#"{"window": {"seconds": 3600, "max_value_wei": "10", "max_count": 3}}"#,
+    )
+    .await;
+    let sign = format!("/v1/keys/{ANVIL_ADDR_0}/sign/transaction");
+    let tx = |nonce: u64, value: u64| {
+        format!(
+            r#"{{"chainId": 1, "nonce": {nonce}, "gas": 21000, "gasPrice": 1,
+                "to": "{COW_ADDR}", "value": {value}}}"#
+        )
+    };
+    for (nonce, value) in [(0, 4), (1, 4)] {
+        let (status, body) = sys.authed("POST", &sign, &tx(nonce, value)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, err) = sys.authed("POST", &sign, &tx(2, 3)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    assert_eq!(err["error"]["field"], "window.max_value_wei");
+    let (status, _) = sys.authed("POST", &sign, &tx(2, 2)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, err) = sys.authed("POST", &sign, &tx(3, 0)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+    assert_eq!(err["error"]["field"], "window.max_count");
 }

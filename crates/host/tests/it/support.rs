@@ -7,7 +7,7 @@ use nitro_wallet::{
     api::{self, auth::Tokens, Limits},
     config::{
         Config, CredentialsConfig, EnclaveConfig, KeyStoreConfig, KmsConfig, ServerConfig,
-        SigningConfig, TokenConfig,
+        TokenConfig,
     },
     server,
 };
@@ -25,6 +25,33 @@ use tower::ServiceExt;
 
 pub const TOKEN: &str = "test-token-0123456789";
 
+/// Anvil / Hardhat account 0 (a published development key, prefunded by anvil).
+pub const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+pub const ANVIL_ADDR_0: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+
+/// The typed-data example of EIP-712 itself (`Mail` from Cow to Bob).
+pub const MAIL: &str = r#"{
+  "types": {
+    "EIP712Domain": [
+      {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+      {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+    ],
+    "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
+    "Mail": [
+      {"name": "from", "type": "Person"}, {"name": "to", "type": "Person"},
+      {"name": "contents", "type": "string"}
+    ]
+  },
+  "primaryType": "Mail",
+  "domain": {"name": "Ether Mail", "version": "1", "chainId": 1,
+             "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
+  "message": {
+    "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+    "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
+    "contents": "Hello, Bob!"
+  }
+}"#;
+
 /// The API in process, over a real enclave server (in a task) and the KMS emulator.
 pub struct InProcess {
     pub router: Router,
@@ -33,21 +60,18 @@ pub struct InProcess {
 
 impl InProcess {
     pub async fn start() -> InProcess {
-        Self::with(256 * 1024, Vec::new()).await
+        Self::with_body_limit(256 * 1024).await
     }
 
     pub async fn with_body_limit(body_bytes: usize) -> InProcess {
-        Self::with(body_bytes, Vec::new()).await
+        Self::with_config(body_bytes, |_, _| {}).await
     }
 
-    /// With these keys allowed to sign raw digests.
-    pub async fn with_raw_hash_keys(keys: Vec<alloy_primitives::Address>) -> InProcess {
-        Self::with(256 * 1024, keys).await
-    }
-
-    pub async fn with(
+    /// With `edit` applied to the configuration (tokens, `[auth]`, …) before the API is built;
+    /// it also gets the test's directory.
+    pub async fn with_config(
         body_bytes: usize,
-        raw_hash_keys: Vec<alloy_primitives::Address>,
+        edit: impl FnOnce(&mut Config, &Path),
     ) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         let emulator = Emulator::open(&dir.path().join("kms")).unwrap();
@@ -88,7 +112,7 @@ impl InProcess {
             ServerLimits::default(),
         ));
 
-        let config = Config {
+        let mut config = Config {
             server: ServerConfig {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 tls_cert: None,
@@ -99,8 +123,8 @@ impl InProcess {
                 max_concurrent_requests: 64,
             },
             enclave: EnclaveConfig {
-                endpoint: Endpoint::Unix(socket),
                 call_timeout_secs: 10,
+                ..EnclaveConfig::new(vec![Endpoint::Unix(socket)])
             },
             kms: KmsConfig {
                 key_id: "alias/nitro-wallet".into(),
@@ -108,14 +132,15 @@ impl InProcess {
             key_store: KeyStoreConfig::File {
                 dir: dir.path().join("keys"),
             },
-            tokens: vec![TokenConfig {
-                name: "test".into(),
-                sha256: Tokens::hash(TOKEN),
-            }],
+            tokens: vec![TokenConfig::full_access("test", &Tokens::hash(TOKEN))],
+            auth: Default::default(),
             credentials: CredentialsConfig::InsecureDev,
             rpc: Default::default(),
-            signing: SigningConfig { raw_hash_keys },
+            audit: nitro_wallet::config::AuditConfig {
+                path: Some(dir.path().join("audit.jsonl")),
+            },
         };
+        edit(&mut config, dir.path());
         let state = server::state(&config).await.unwrap();
         let router = api::router(
             state,
