@@ -135,10 +135,13 @@ c = tomllib.load(open("/etc/nitro-wallet/config.toml", "rb"))
 # The fields of crates/host/src/config.rs (deny_unknown_fields there).
 known = {
     "server": {"listen", "tls_cert", "tls_key", "state_dir", "body_limit_bytes", "request_timeout_secs", "max_concurrent_requests"},
-    "enclave": {"endpoint", "call_timeout_secs"},
+    "enclave": {"endpoint", "endpoints", "call_timeout_secs", "health_interval_ms", "health_timeout_ms"},
     "kms": {"key_id"},
     "key_store": {"kind", "dir", "prefix", "region", "endpoint"},
     "credentials": {"source", "region"},
+    "auth": {"tokens_file"},
+    "rpc": {"upstream", "upstream_timeout_secs"},
+    "audit": {"path"},
 }
 errors = []
 for section, fields in c.items():
