@@ -283,8 +283,8 @@ pub(crate) struct HashBody {
     hash: String,
 }
 
-/// `POST /v1/keys/{address}/sign/hash`: a raw 32-byte digest, for keys in
-/// `[signing] raw_hash_keys` only.
+/// `POST /v1/keys/{address}/sign/hash`: a raw 32-byte digest, for keys whose policy allows
+/// `raw_hash` (the enclave decides).
 pub(crate) async fn sign_hash(
     State(state): State<AppState>,
     caller: Caller,

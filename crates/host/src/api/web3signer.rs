@@ -2,7 +2,7 @@
 //! `GET /api/v1/eth1/publicKeys`, `POST /api/v1/eth1/sign/{identifier}` and `GET /upcheck`.
 //!
 //! `eth1/sign` signs keccak256 of arbitrary `data` with no prefix: whoever may call it can have
-//! any transaction signed, so it is allowed only for keys in `[signing] raw_hash_keys`, like
+//! any transaction signed, so it is allowed only for keys whose policy allows `raw_hash`, like
 //! `sign/hash`. Unlike Web3Signer, the eth1 routes need the bearer token.
 
 use super::{

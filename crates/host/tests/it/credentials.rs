@@ -3,7 +3,9 @@
 //! profile), hands them to a real enclave process, refreshes them before they expire, and never
 //! logs them. The KMS emulator records which access key ids signed its requests.
 
-use crate::support::{https_client, nitro_wallet_bin, spawn_enclave, spawn_serve, TOKEN};
+use crate::support::{
+    https_client, nitro_wallet_bin, spawn_enclave, spawn_serve, wait_for_serve, TOKEN,
+};
 use nitro_wallet_attestation::{pcr0_of_file, DevCa};
 use nitro_wallet_kms::emulator::{AttestationPolicy, Emulator};
 use std::{
@@ -85,25 +87,9 @@ region = "us-east-1"
             url,
             client,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = system
-                .client
-                .get(format!("{}/v1/keys", system.url))
-                .bearer_auth(TOKEN)
-                .send()
-                .await;
-            if r.is_ok_and(|r| r.status() == 200) {
-                break;
-            }
-            assert!(
-                system.serve.try_wait().unwrap().is_none(),
-                "serve exited:\n{}",
-                system.log()
-            );
-            assert!(Instant::now() < deadline, "serve did not answer");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let keys = format!("{}/v1/keys", system.url);
+        let log = || std::fs::read_to_string(system.dir.path().join("serve.log")).unwrap();
+        wait_for_serve(&system.client, &keys, Some(TOKEN), &mut system.serve, log).await;
         system
     }
 

@@ -11,13 +11,14 @@
 //!
 //! Needs `moto_server`, boto3 and eth-account (`./scripts/test.sh` installs them).
 
-use crate::support::{https_client, nitro_wallet_bin, spawn_enclave, spawn_serve, TOKEN};
+use crate::support::{
+    https_client, nitro_wallet_bin, spawn_enclave, spawn_serve, wait_for_serve, TOKEN,
+};
 use nitro_wallet_testkit::MotoServer;
 use serde_json::{json, Value};
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command},
-    time::{Duration, Instant},
 };
 
 const ACCESS_KEY_ID: &str = "AKIDSAMPLECOMPAT0001";
@@ -111,20 +112,10 @@ region = "us-east-1"
     }
 
     async fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = self.client.get(format!("{}/readyz", self.url)).send().await;
-            if r.is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            assert!(
-                self.serve.try_wait().unwrap().is_none(),
-                "serve exited:\n{}",
-                self.logs()
-            );
-            assert!(Instant::now() < deadline, "serve did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let readyz = format!("{}/readyz", self.url);
+        let dir = self.dir.path().to_owned();
+        let logs = move || logs_in(&dir);
+        wait_for_serve(&self.client, &readyz, None, &mut self.serve, logs).await;
     }
 
     async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, Value, String) {
@@ -155,12 +146,17 @@ region = "us-east-1"
     }
 
     fn logs(&self) -> String {
-        ["serve.log", "enclave.log"]
-            .iter()
-            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n")
+        logs_in(self.dir.path())
     }
+}
+
+/// The serve and enclave logs of a system's directory.
+fn logs_in(dir: &Path) -> String {
+    ["serve.log", "enclave.log"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Drop for System {

@@ -473,6 +473,37 @@ pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) 
     }
 }
 
+/// Polls `url` (with `token` as bearer, if any) every 100 ms until it answers 200, failing the
+/// test with `log()` if `serve` exits first, or after 30 s.
+pub async fn wait_for_serve(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    serve: &mut Child,
+    log: impl Fn() -> String,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut request = client.get(url);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if request.send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        assert!(
+            serve.try_wait().unwrap().is_none(),
+            "serve exited:\n{}",
+            log()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not answer {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A client trusting the certificate `serve` generates at `cert`, once it is written.
 pub fn https_client(cert: &Path) -> reqwest::Client {
     wait_until(Duration::from_secs(30), "the TLS certificate", || {
