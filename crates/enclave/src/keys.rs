@@ -15,7 +15,10 @@ use nitro_wallet_policy::Policy;
 use std::{
     collections::HashMap,
     future::Future,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, PoisonError,
+    },
 };
 use tokio::sync::OnceCell;
 
@@ -46,6 +49,10 @@ type Slot = Arc<OnceCell<Arc<Unwrapped>>>;
 pub struct KeyCache {
     capacity: usize,
     slots: Mutex<HashMap<CacheId, Slot>>,
+    /// Lookups answered from the cache, for the host's metrics.
+    hits: AtomicU64,
+    /// Lookups that had to unwrap (or wait for a concurrent unwrap).
+    misses: AtomicU64,
 }
 
 impl KeyCache {
@@ -54,12 +61,22 @@ impl KeyCache {
         Self {
             capacity: capacity.max(1),
             slots: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
     /// Number of cached keys.
     pub fn len(&self) -> usize {
         self.lock().values().filter(|s| s.initialized()).count()
+    }
+
+    /// Lookups answered from the cache and lookups that were not, since the cache was made.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Whether no key is cached.
@@ -97,8 +114,10 @@ impl KeyCache {
         let slot = {
             let mut slots = self.lock();
             if let Some(key) = slots.get(&id).and_then(|s| s.get()) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Arc::clone(key));
             }
+            self.misses.fetch_add(1, Ordering::Relaxed);
             if !slots.contains_key(&id) {
                 Self::make_room(&mut slots, self.capacity, &id);
             }
@@ -164,6 +183,13 @@ mod tests {
             assert_eq!(t.await.unwrap(), address);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Eight lookups, none answered from the cache: they shared one unwrap.
+        assert_eq!(cache.hits_and_misses(), (0, 8));
+        cache
+            .get_or_try_insert((address, None), || async { Err::<Unwrapped, _>(()) })
+            .await
+            .unwrap();
+        assert_eq!(cache.hits_and_misses(), (1, 8));
 
         for _ in 0..5 {
             let key = PrivateKey::generate().unwrap();

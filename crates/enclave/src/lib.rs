@@ -11,6 +11,7 @@ pub mod cli;
 pub mod harden;
 pub mod keys;
 pub mod server;
+mod stats;
 mod window;
 
 use alloy_primitives::{Address, B256};
@@ -95,6 +96,8 @@ pub struct Enclave {
     audit: Chain,
     /// Set once the chain's genesis (with its attestation document) is written.
     audit_started: tokio::sync::OnceCell<()>,
+    /// KMS counters reported in every pong.
+    stats: stats::Stats,
 }
 
 impl std::fmt::Debug for Enclave {
@@ -138,6 +141,7 @@ impl Enclave {
             windows: Default::default(),
             audit: Chain::new()?,
             audit_started: tokio::sync::OnceCell::new(),
+            stats: stats::Stats::default(),
         }))
     }
 
@@ -307,6 +311,7 @@ impl Enclave {
                     version: env!("CARGO_PKG_VERSION").to_owned(),
                     cached_keys: self.keys.len(),
                     has_credentials: self.credentials.is_set(),
+                    stats: Some(self.stats.snapshot(&self.keys)),
                 }))
             }
             Request::SetCredentials(c) => {
@@ -513,6 +518,11 @@ impl Enclave {
                     nitro_wallet_eth::sign_authorization(&key.key, &authorization),
                 ))
             }
+            Request::LoadKey(key) => {
+                // KMS checks the key's binding to its address and policy as for a signature.
+                self.unwrap(&key).await?;
+                Ok(Response::Done)
+            }
             _ => Err(ErrorBody::new(
                 ErrorCode::InvalidRequest,
                 "unsupported request",
@@ -532,11 +542,12 @@ impl Enclave {
         let public_key = key.public_key().to_vec().into();
         let digest = policy_digest(&policy);
         let context = WrappedKey::encryption_context(&address, digest.as_deref());
-        let ciphertext = self
+        let encrypted = self
             .kms
             .encrypt(&kms_key_id, key.to_bytes().as_slice(), &context)
-            .await
-            .map_err(kms_error)?;
+            .await;
+        self.stats.kms(stats::KmsOp::Encrypt, &encrypted);
+        let ciphertext = encrypted.map_err(kms_error)?;
         let canonical = digest.is_some().then(|| policy.canonical_json());
         self.keys
             .insert((address, digest), keys::Unwrapped { key, policy });
@@ -584,21 +595,19 @@ impl Enclave {
         ciphertext: &[u8],
         context: &nitro_wallet_kms::EncryptionContext,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, ErrorBody> {
-        if self.unattested_kms {
-            return self
-                .kms
-                .decrypt(key_id, ciphertext, context)
+        let decrypted = if self.unattested_kms {
+            self.kms.decrypt(key_id, ciphertext, context).await
+        } else {
+            let spki = self.recipient.spki_der();
+            let document = self
+                .nsm_call(move |nsm| nsm.attestation(Some(&spki), None, None))
+                .await?;
+            self.kms
+                .decrypt_for_recipient(key_id, ciphertext, context, &self.recipient, &document)
                 .await
-                .map_err(kms_error);
-        }
-        let spki = self.recipient.spki_der();
-        let document = self
-            .nsm_call(move |nsm| nsm.attestation(Some(&spki), None, None))
-            .await?;
-        self.kms
-            .decrypt_for_recipient(key_id, ciphertext, context, &self.recipient, &document)
-            .await
-            .map_err(kms_error)
+        };
+        self.stats.kms(stats::KmsOp::Decrypt, &decrypted);
+        decrypted.map_err(kms_error)
     }
 }
 

@@ -10,8 +10,13 @@ use std::process::ExitCode;
 struct Args {
     #[command(flatten)]
     enclave: EnclaveArgs,
-    /// Log format.
-    #[arg(long, value_enum, default_value = "human")]
+    /// Log format (on stderr); `json` writes one object per line, request ids included.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "human",
+        env = "NITRO_WALLET_LOG_FORMAT"
+    )]
     log_format: LogFormat,
 }
 

@@ -9,14 +9,16 @@
 use crate::Enclave;
 use nitro_wallet_protocol::{
     frame::{self, FrameError},
+    is_valid_request_id,
     transport::{BoxStream, Listener},
-    ErrorBody, ErrorCode, Reply, RequestFrame, ResponseFrame, PROTOCOL_VERSION,
+    ErrorBody, ErrorCode, Reply, RequestFrame, Response, ResponseFrame, PROTOCOL_VERSION,
 };
 use std::{sync::Arc, time::Duration};
 use tokio::{
     io::{AsyncWriteExt, BufWriter},
     sync::{mpsc, Semaphore},
 };
+use tracing::Instrument as _;
 
 /// Limits of the protocol server.
 #[derive(Debug, Clone, Copy)]
@@ -115,21 +117,46 @@ async fn connection(
             continue;
         };
         let (enclave, tx) = (enclave.clone(), tx.clone());
-        tokio::spawn(async move {
-            let id = request.id;
-            let reply = match enclave.handle(request.req).await {
-                Ok(r) => Reply::Ok(r),
-                Err(e) => Reply::Err(e),
-            };
-            drop(permit);
-            let frame = frame::encode(&ResponseFrame {
-                v: PROTOCOL_VERSION,
-                id,
-                reply,
-            })
-            .unwrap_or_else(|e| error_frame(id, ErrorCode::Internal, &e.to_string()));
-            let _ = tx.send(frame).await;
-        });
+        // Everything logged for this request carries the host's request id, so an operator can
+        // follow one HTTP request into the enclave. The host checks ids; the enclave still
+        // logs only well-formed ones (no line breaks or quotes from a confused host).
+        let span = tracing::info_span!(
+            "request",
+            request_id = request
+                .request_id
+                .as_deref()
+                .filter(|r| is_valid_request_id(r))
+        );
+        tokio::spawn(
+            async move {
+                let id = request.id;
+                let operation = request.req.operation();
+                let started = std::time::Instant::now();
+                let reply = match enclave.handle(request.req).await {
+                    Ok(r) => Reply::Ok(r),
+                    Err(e) => Reply::Err(e),
+                };
+                drop(permit);
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                match outcome(&reply) {
+                    None => tracing::debug!(operation, micros, "request handled"),
+                    Some(e) if e.code == ErrorCode::Internal => {
+                        tracing::warn!(operation, micros, error = %e, "request failed")
+                    }
+                    Some(e) => {
+                        tracing::debug!(operation, micros, code = %e.code, "request refused")
+                    }
+                }
+                let frame = frame::encode(&ResponseFrame {
+                    v: PROTOCOL_VERSION,
+                    id,
+                    reply,
+                })
+                .unwrap_or_else(|e| error_frame(id, ErrorCode::Internal, &e.to_string()));
+                let _ = tx.send(frame).await;
+            }
+            .instrument(span),
+        );
     }
     drop(tx);
     // Replies to requests already accepted still go out before the stream closes.
@@ -149,6 +176,15 @@ async fn write_replies(writer: tokio::io::WriteHalf<BoxStream>, mut rx: mpsc::Re
         }
     }
     let _ = writer.shutdown().await;
+}
+
+/// The error a reply carries, the one inside an audited reply included.
+fn outcome(reply: &Reply) -> Option<&ErrorBody> {
+    match reply {
+        Reply::Err(e) => Some(e),
+        Reply::Ok(Response::Audited(a)) => outcome(&a.reply),
+        Reply::Ok(_) => None,
+    }
 }
 
 fn error_frame(id: u64, code: ErrorCode, message: &str) -> Vec<u8> {

@@ -18,8 +18,9 @@ pub use endpoint::Endpoint;
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{FrameError, MAX_FRAME_LEN};
 pub use message::{
-    AttestationDocument, AttestationRequest, AuditEntries, AuditEntryList, Audited, AuditedReply,
-    Credentials, GenerateKey, ImportKey, MigrateKey, Pong, Reply, Request, RequestFrame, Response,
-    ResponseFrame, SealedWindow, SecretString, SetPolicy, SignAuthorization, SignHash, SignMessage,
-    SignTransaction, SignTypedData, WindowedTransaction, WrappedKey, PROTOCOL_VERSION,
+    is_valid_request_id, AttestationDocument, AttestationRequest, AuditEntries, AuditEntryList,
+    Audited, AuditedReply, Credentials, EnclaveStats, GenerateKey, ImportKey, MigrateKey, Pong,
+    Reply, Request, RequestFrame, Response, ResponseFrame, SealedWindow, SecretString, SetPolicy,
+    SignAuthorization, SignHash, SignMessage, SignTransaction, SignTypedData, WindowedTransaction,
+    WrappedKey, MAX_REQUEST_ID_LEN, PROTOCOL_VERSION,
 };

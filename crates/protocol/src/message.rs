@@ -30,6 +30,25 @@ pub struct RequestFrame {
     pub id: u64,
     /// The request.
     pub req: Request,
+    /// The id of the HTTP request this serves (`x-request-id`), for correlating the host's and
+    /// the enclave's logs; absent for the host's own requests (health probes). At most
+    /// [`MAX_REQUEST_ID_LEN`] characters from a safe set, checked by the host; the enclave only
+    /// logs it. Older peers neither send nor expect it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// Longest request id the host accepts from a caller or forwards to an enclave.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether `id` is a well-formed request id: 1 to [`MAX_REQUEST_ID_LEN`] characters among
+/// ASCII letters, digits and `-_.:` (UUIDs, ULIDs, trace ids), so that it can go into a log
+/// line or a header as it is.
+pub fn is_valid_request_id(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// A reply to the request with the same id.
@@ -90,6 +109,34 @@ pub enum Request {
     /// Audit entries of this enclave's chain again, for a host that lost a reply; answered
     /// with [`Response::AuditEntries`].
     AuditEntries(AuditEntries),
+    /// Unwrap a key into the enclave's cache before its first signature (the host's warm-up
+    /// at start and after an enclave restart); answered with [`Response::Done`]. It signs
+    /// nothing and decides nothing, so it has no audit entry.
+    LoadKey(WrappedKey),
+}
+
+impl Request {
+    /// The operation's stable snake_case name (the wire tag), for logs and metric labels; an
+    /// [`Audited`] request is named after the request it wraps.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::SetCredentials(_) => "set_credentials",
+            Request::GenerateKey(_) => "generate_key",
+            Request::ImportKey(_) => "import_key",
+            Request::SignTransaction(_) => "sign_transaction",
+            Request::Attestation(_) => "attestation",
+            Request::MigrateKey(_) => "migrate_key",
+            Request::SignMessage(_) => "sign_message",
+            Request::SignTypedData(_) => "sign_typed_data",
+            Request::SignHash(_) => "sign_hash",
+            Request::SignAuthorization(_) => "sign_authorization",
+            Request::SetPolicy(_) => "set_policy",
+            Request::Audited(a) => a.request.operation(),
+            Request::AuditEntries(_) => "audit_entries",
+            Request::LoadKey(_) => "load_key",
+        }
+    }
 }
 
 /// What the enclave answers.
@@ -203,6 +250,30 @@ pub struct Pong {
     pub cached_keys: usize,
     /// Whether credentials for KMS are present.
     pub has_credentials: bool,
+    /// Counters since the enclave process started, for the host's metrics; absent from
+    /// enclaves that predate them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<EnclaveStats>,
+}
+
+/// What an enclave has done since it started: key-cache and KMS counters. Counts only, never
+/// a key, an address or a KMS key id. Every field defaults, so peers of different versions
+/// read what they know.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnclaveStats {
+    /// Signing requests whose key was in the cache.
+    #[serde(default)]
+    pub key_cache_hits: u64,
+    /// Signing requests whose key was not in the cache (concurrent misses share one unwrap).
+    #[serde(default)]
+    pub key_cache_misses: u64,
+    /// KMS calls by operation (`encrypt`, `decrypt`).
+    #[serde(default)]
+    pub kms_calls: std::collections::BTreeMap<String, u64>,
+    /// Failed KMS calls by error code (`kms_denied`, `kms_unavailable`, …, as
+    /// [`crate::ErrorCode`]).
+    #[serde(default)]
+    pub kms_errors: std::collections::BTreeMap<String, u64>,
 }
 
 /// A key as it leaves the enclave: its address and its KMS ciphertext, bound to the address by
@@ -493,10 +564,12 @@ mod tests {
                 transaction: RawValue::from_string(tx.into()).unwrap(),
                 window: None,
             }),
+            request_id: None,
         };
         let bytes = encode(&frame).unwrap();
         let back: RequestFrame = decode(&bytes[4..]).unwrap();
         assert_eq!(back.id, 42);
+        assert_eq!(back.request_id, None);
         match back.req {
             Request::SignTransaction(s) => {
                 assert_eq!(s.transaction.get(), tx);
@@ -535,6 +608,7 @@ mod tests {
 
         // The wrapper's optional fields may be absent.
         let request: Request = serde_json::from_str(r#"{"audited":{"request":"ping"}}"#).unwrap();
+        assert_eq!(request.operation(), "ping");
         assert!(matches!(
             request,
             Request::Audited(Audited {
@@ -543,6 +617,56 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn request_ids_are_short_and_plain() {
+        for ok in [
+            "a",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "req_1.2:3",
+            &"x".repeat(64),
+        ] {
+            assert!(is_valid_request_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            &"x".repeat(65),
+            "a b",
+            "a\nb",
+            "a\"b",
+            "é",
+            "a/b",
+            "a=b",
+        ] {
+            assert!(!is_valid_request_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn request_ids_and_pong_stats_are_optional_both_ways() {
+        // An old host's frame (no request id) and an old enclave's pong (no stats) decode.
+        let old: RequestFrame = serde_json::from_str(r#"{"v":1,"id":3,"req":"ping"}"#).unwrap();
+        assert_eq!(old.request_id, None);
+        let pong: Pong =
+            serde_json::from_str(r#"{"version":"0.1.0","cached_keys":2,"has_credentials":true}"#)
+                .unwrap();
+        assert_eq!(pong.stats, None);
+        // Absent fields are not sent, so an old peer that refuses unknown fields is unaffected.
+        let json = serde_json::to_string(&old).unwrap();
+        assert!(!json.contains("request_id"), "{json}");
+        // New fields round-trip; unknown stats fields from a newer enclave are ignored.
+        let new: RequestFrame =
+            serde_json::from_str(r#"{"v":1,"id":4,"req":"ping","request_id":"abc-1"}"#).unwrap();
+        assert_eq!(new.request_id.as_deref(), Some("abc-1"));
+        let pong: Pong = serde_json::from_str(
+            r#"{"version":"0.2.0","cached_keys":0,"has_credentials":false,
+                "stats":{"key_cache_hits":5,"kms_calls":{"decrypt":1},"from_the_future":1}}"#,
+        )
+        .unwrap();
+        let stats = pong.stats.unwrap();
+        assert_eq!((stats.key_cache_hits, stats.key_cache_misses), (5, 0));
+        assert_eq!(stats.kms_calls["decrypt"], 1);
     }
 
     #[test]

@@ -150,6 +150,7 @@ impl Conn {
             v: PROTOCOL_VERSION,
             id,
             req,
+            request_id: None,
         })
         .unwrap();
         self.stream.write_all(&bytes).await.unwrap();
@@ -291,6 +292,7 @@ async fn other_protocol_versions_are_refused_politely() {
         v: 99,
         id: 7,
         req: Request::Ping,
+        request_id: None,
     })
     .unwrap();
     c.stream.write_all(&bytes).await.unwrap();
@@ -335,6 +337,41 @@ async fn a_restarted_enclave_serves_the_same_key() {
     };
     // RFC 6979: same key, same transaction, same signature.
     assert_eq!(before, after);
+}
+
+/// `LoadKey` (the host's warm-up) unwraps a key into a restarted enclave's cache without
+/// signing, and is refused for a ciphertext that is not the key it names.
+#[tokio::test]
+async fn load_key_fills_the_cache_of_a_restarted_enclave() {
+    let mut enclave = Enclave::start().await;
+    let mut c = enclave.connect().await;
+    let (one, two, three) = (c.generate().await, c.generate().await, c.generate().await);
+    enclave.restart().await;
+    let mut c = enclave.connect().await;
+    assert_eq!(pong(&mut c).await.cached_keys, 0);
+    assert!(matches!(
+        c.call(Request::LoadKey(one.clone())).await,
+        Reply::Ok(Response::Done)
+    ));
+    assert_eq!(pong(&mut c).await.cached_keys, 1);
+    // Another key's ciphertext under `three`'s address: KMS refuses the context.
+    let mut forged = two.clone();
+    forged.address = three.address;
+    forged.public_key = None;
+    let _ = err_code(&c.call(Request::LoadKey(forged)).await);
+    assert_eq!(pong(&mut c).await.cached_keys, 1);
+    assert!(matches!(
+        c.call(Request::LoadKey(two)).await,
+        Reply::Ok(Response::Done)
+    ));
+    assert_eq!(pong(&mut c).await.cached_keys, 2);
+}
+
+async fn pong(c: &mut Conn) -> nitro_wallet_protocol::message::Pong {
+    match c.call(Request::Ping).await {
+        Reply::Ok(Response::Pong(p)) => p,
+        other => panic!("ping failed: {other:?}"),
+    }
 }
 
 #[tokio::test]
