@@ -274,8 +274,16 @@ impl Policy {
         if json.trim_ascii_start().first() != Some(&b'{') {
             return Err(PolicyError::Invalid("a policy is a JSON object".into()));
         }
-        let policy: Policy =
+        let value: serde_json::Value =
             serde_json::from_slice(json).map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        // The same holds for its rules.
+        if let Some(rule) = rule_given_as_array(&value) {
+            return Err(PolicyError::Invalid(format!(
+                "{rule} must be a JSON object"
+            )));
+        }
+        let policy =
+            Policy::deserialize(&value).map_err(|e| PolicyError::Invalid(e.to_string()))?;
         policy.validate()?;
         Ok(policy)
     }
@@ -546,6 +554,24 @@ fn is_true(b: &bool) -> bool {
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// The first rule of a policy document given as a JSON array (which serde would read as the
+/// rule's members in order), if any.
+fn rule_given_as_array(policy: &serde_json::Value) -> Option<&'static str> {
+    use serde_json::Value;
+    if policy.get("window").is_some_and(Value::is_array) {
+        return Some("window");
+    }
+    let recipients = policy.get("recipients").and_then(Value::as_object);
+    if recipients.is_some_and(|r| r.values().any(Value::is_array)) {
+        return Some("a recipient's rule");
+    }
+    let domains = policy.get("typed_data_domains").and_then(Value::as_array);
+    if domains.is_some_and(|d| d.iter().any(Value::is_array)) {
+        return Some("a typed_data_domains entry");
+    }
+    None
 }
 
 /// Serde for an optional U256 written as a decimal string (also read from a JSON integer).

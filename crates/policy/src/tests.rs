@@ -215,6 +215,19 @@ fn malformed_policies_are_refused_with_a_reason() {
             "max_count",
         ),
         (r#"[]"#, "invalid policy"),
+        // serde alone would read these arrays as the rules' members in order.
+        (
+            r#"{"window": [60, null, 1]}"#,
+            "window must be a JSON object",
+        ),
+        (
+            r#"{"typed_data_domains": [[null, null]]}"#,
+            "typed_data_domains",
+        ),
+        (
+            r#"{"recipients": {"0x70997970C51812dc3A010C7d01b50e0d17dc79C8": [null]}}"#,
+            "recipient",
+        ),
     ] {
         let err = Policy::from_json(json.as_bytes()).unwrap_err().to_string();
         assert!(err.contains(needle), "{json}: {err}");
