@@ -153,12 +153,15 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
         })
         .collect();
     let (stop_supervisor, supervisor_stopped) = tokio::sync::oneshot::channel::<()>();
+    // The server's metrics count the supervisor's restarts.
+    let restarts = crate::metrics::Restarts::default();
     let supervisor = tokio::spawn(
         Supervisor::new(
             Arc::new(ProcessBackend::new(specs)),
             watched,
             DEV_SUPERVISION,
         )
+        .with_restarts(restarts.clone())
         .run(async move {
             let _ = supervisor_stopped.await;
         }),
@@ -195,12 +198,14 @@ pub async fn run(args: DevArgs) -> crate::Result<()> {
         audit: AuditConfig {
             path: Some(dir.join("audit.jsonl")),
         },
+        metrics: Default::default(),
     };
 
     let listener = std::net::TcpListener::bind(config.server.listen)?;
     let token_path = dir.join("api-token");
-    let result = server::run(
+    let result = server::run_with_restarts(
         &config,
+        restarts,
         listener,
         |addr, cert| print_banner(addr, cert, &token, &token_path),
         crate::shutdown_signal(),

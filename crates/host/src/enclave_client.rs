@@ -74,25 +74,49 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Encoded {
     id: u64,
     frame: Arc<[u8]>,
+    /// The request's operation, for metrics.
+    pub(crate) operation: &'static str,
+    /// The key it uses, for per-key metrics.
+    pub(crate) address: Option<alloy_primitives::Address>,
 }
 
 impl Encoded {
-    /// Encodes `request` with a fresh id.
+    /// Encodes `request` with a fresh id and the id of the HTTP request being served, if any
+    /// ([`crate::request_id`]), so that the enclave's log lines carry it.
     ///
     /// # Errors
     /// [`CallError::Unavailable`] when the request exceeds the frame limit.
     pub(crate) fn new(request: Request) -> Result<Encoded, CallError> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let operation = request.operation();
+        let address = key_address(&request);
         let frame = frame::encode(&RequestFrame {
             v: PROTOCOL_VERSION,
             id,
             req: request,
+            request_id: crate::request_id::current(),
         })
         .map_err(|e| CallError::Unavailable(e.to_string()))?;
         Ok(Encoded {
             id,
             frame: frame.into(),
+            operation,
+            address,
         })
+    }
+}
+
+/// The key a signing or policy request uses.
+fn key_address(request: &Request) -> Option<alloy_primitives::Address> {
+    match request {
+        Request::SignTransaction(r) => Some(r.key.address),
+        Request::SignMessage(r) => Some(r.key.address),
+        Request::SignTypedData(r) => Some(r.key.address),
+        Request::SignHash(r) => Some(r.key.address),
+        Request::SignAuthorization(r) => Some(r.key.address),
+        Request::SetPolicy(r) => Some(r.key.address),
+        Request::Audited(a) => key_address(&a.request),
+        _ => None,
     }
 }
 

@@ -25,7 +25,10 @@ pub use config::{BackoffConfig, EnclaveSpec, HealthConfig, SuperviseConfig, Supe
 pub use nitro_cli::{parse_describe, EnclaveInfo, NitroCli};
 pub use process::{ProcessBackend, ProcessSpec};
 
-use crate::enclave_client::{ClientTimeouts, EnclaveClient};
+use crate::{
+    enclave_client::{ClientTimeouts, EnclaveClient},
+    metrics::Restarts,
+};
 use nitro_wallet_protocol::{Endpoint, Pong, Request, Response};
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 use tokio::{sync::watch, time::Instant};
@@ -41,6 +44,15 @@ pub struct SuperviseArgs {
         default_value = "/etc/nitro-wallet/supervise.toml"
     )]
     pub config: PathBuf,
+    /// Serve the supervisor's metrics (`nitro_wallet_supervisor_restarts_total`) at
+    /// `GET /metrics` over plain HTTP on this address, without a token: use a private
+    /// interface (for example 127.0.0.1:9103). Not served by default.
+    #[arg(
+        long,
+        env = "NITRO_WALLET_SUPERVISE_METRICS_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs the supervisor with the nitro-cli backend until Ctrl-C / SIGTERM, then terminates the
@@ -64,8 +76,22 @@ pub async fn run(args: SuperviseArgs) -> crate::Result<()> {
         enclaves = ?config.enclaves.iter().map(|e| format!("{} (cid {})", e.name, e.cid)).collect::<Vec<_>>(),
         "supervising enclaves"
     );
+    let restarts = Restarts::default();
+    // Stops with the supervisor.
+    let _metrics = match args.metrics_listen {
+        Some(addr) => Some(
+            crate::metrics::MetricsListener::start(
+                addr,
+                Arc::new(crate::metrics::Metrics::for_supervisor(restarts.clone())),
+            )
+            .await
+            .map_err(|e| format!("cannot listen for metrics on {addr} (--metrics-listen): {e}"))?,
+        ),
+        None => None,
+    };
     let backend = Arc::new(NitroCli::new(config.nitro_cli.clone(), &config.enclaves));
     Supervisor::new(backend, config.watched(), config.settings())
+        .with_restarts(restarts)
         .run(crate::shutdown_signal())
         .await;
     Ok(())
@@ -232,6 +258,7 @@ pub struct Supervisor<B> {
     backend: Arc<B>,
     enclaves: Vec<Watched>,
     settings: Settings,
+    restarts: Restarts,
 }
 
 impl<B: Backend> Supervisor<B> {
@@ -241,7 +268,14 @@ impl<B: Backend> Supervisor<B> {
             backend,
             enclaves,
             settings,
+            restarts: Restarts::default(),
         }
+    }
+
+    /// Counts restarts into `restarts` (a server's metrics, or the supervisor's own).
+    pub fn with_restarts(mut self, restarts: Restarts) -> Self {
+        self.restarts = restarts;
+        self
     }
 
     /// Watches every enclave until `shutdown` completes, then stops them.
@@ -255,6 +289,7 @@ impl<B: Backend> Supervisor<B> {
                     self.backend.clone(),
                     e,
                     self.settings,
+                    self.restarts.clone(),
                     stopped.clone(),
                 ))
             })
@@ -295,6 +330,7 @@ async fn watch_one<B: Backend>(
     backend: Arc<B>,
     enclave: Watched,
     s: Settings,
+    restarts: Restarts,
     mut stop: watch::Receiver<bool>,
 ) {
     let name = enclave.name.as_str();
@@ -426,6 +462,7 @@ async fn watch_one<B: Backend>(
         };
 
         // 3. Terminate it and start again after the backoff.
+        restarts.inc(name);
         let delay = backoff.next_delay();
         tracing::warn!(
             enclave = name,

@@ -61,6 +61,7 @@ pub async fn fake_enclave(listener: Listener, mode: FakeMode, answered: Arc<Atom
                         version: "fake".into(),
                         cached_keys: 0,
                         has_credentials: false,
+                        stats: None,
                     })),
                 };
                 let bytes = frame::encode(&reply).unwrap();
@@ -512,4 +513,22 @@ async fn readyz_fails_when_the_only_enclave_dies_and_recovers() {
         "readyz: 503 {failed_after:?} after SIGKILL, 200 again {:?} after the restart was released",
         released_at.elapsed()
     );
+
+    // Dev mode's in-process supervisor counts the restart into the server's metrics.
+    let text = client
+        .get(format!("{}/metrics", dev.url))
+        .bearer_auth(&dev.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = crate::metrics::parse(&text);
+    let restarts = crate::metrics::value(
+        &samples,
+        "nitro_wallet_supervisor_restarts_total",
+        &[("enclave", "enclave")],
+    );
+    assert!(restarts >= 1.0, "{text}");
 }

@@ -139,6 +139,7 @@ impl InProcess {
             audit: nitro_wallet::config::AuditConfig {
                 path: Some(dir.path().join("audit.jsonl")),
             },
+            metrics: Default::default(),
         };
         edit(&mut config, dir.path());
         let state = server::state(&config).await.unwrap();
