@@ -8,7 +8,7 @@
 use super::{
     auth::Caller,
     error::ApiError,
-    keys::{body_bytes, check_label, parse_json, sign_with, unexpected, KeyView},
+    keys::{body_bytes, check_label, parse_object, sign_with, unexpected, KeyView},
     AppState,
 };
 use crate::{
@@ -36,6 +36,26 @@ pub(crate) struct SampleSign {
     secret_id: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/",
+    tag = "compatibility",
+    operation_id = "sample_sign",
+    summary = "Sign as the AWS sample's POST /",
+    request_body = super::openapi::SampleSignRequest,
+    responses(
+        (status = 200, description = "The signed transaction, as the AWS sample answers it", body = super::openapi::SampleSignResponse),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, description = "`key_not_found`: no key was migrated from this secret yet", body = super::openapi::ErrorBody),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `POST /`: the sample's signing request; answers
 /// `{"transaction_signed": "0x…", "transaction_hash": "0x…"}`.
 pub(crate) async fn sign(
@@ -44,7 +64,7 @@ pub(crate) async fn sign(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.authorize(Operation::SignTransaction, None)?;
-    let req: SampleSign = parse_json(&body_bytes(body)?)?;
+    let req: SampleSign = parse_object(&body_bytes(body)?)?;
     let secret_id = check_secret_id(&req.secret_id)?;
     let address = state
         .secret_index
@@ -86,6 +106,28 @@ pub(crate) struct Migrate {
     policy: Option<Box<RawValue>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/migrate",
+    tag = "compatibility",
+    operation_id = "migrate_key",
+    summary = "Migrate a key of the AWS sample",
+    request_body = super::openapi::MigrateSchema,
+    responses(
+        (status = 200, description = "The key this secret was migrated to before", body = super::openapi::KeySchema),
+        (status = 201, description = "The migrated key", body = super::openapi::KeySchema),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, description = "`secret_not_found`: no such secret", body = super::openapi::ErrorBody),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, description = "`invalid_request`: a malformed field; `not_a_legacy_secret`: the secret is not the AWS sample's", body = super::openapi::ErrorBody),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 501, description = "`migration_unavailable`: migration needs the Secrets Manager key store", body = super::openapi::ErrorBody),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `POST /v1/keys/migrate`: reads the sample's secret, has the enclave unwrap it and wrap it
 /// again bound to the key's address, and stores the record. Idempotent: migrating the same
 /// secret again answers 200 with the key it became.
@@ -95,7 +137,7 @@ pub(crate) async fn migrate(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     caller.authorize(Operation::KeysCreate, None)?;
-    let req: Migrate = parse_json(&body_bytes(body)?)?;
+    let req: Migrate = parse_object(&body_bytes(body)?)?;
     let secret_id = check_secret_id(&req.secret_id)?;
     check_label(req.label.as_deref())?;
     let legacy = state.legacy.as_ref().ok_or_else(|| {

@@ -72,6 +72,25 @@ pub(crate) struct Import {
     policy: Option<Box<RawValue>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    tag = "keys",
+    operation_id = "create_key",
+    summary = "Generate a key in the enclave",
+    request_body(content = Option<super::openapi::CreateKeySchema>, description = "Optional: an empty body is `{}`"),
+    responses(
+        (status = 201, description = "The new key", body = super::openapi::KeySchema),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `POST /v1/keys`: a key generated inside the enclave.
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -83,7 +102,7 @@ pub(crate) async fn create(
     let req: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
         CreateKey::default()
     } else {
-        parse_json(&body)?
+        parse_object(&body)?
     };
     check_label(req.label.as_deref())?;
     let response = state
@@ -95,6 +114,25 @@ pub(crate) async fn create(
     store_wrapped(&state, response, req.label).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/import",
+    tag = "keys",
+    operation_id = "import_key",
+    summary = "Import a private key",
+    request_body = super::openapi::ImportKeySchema,
+    responses(
+        (status = 201, description = "The imported key", body = super::openapi::KeySchema),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `POST /v1/keys/import`: wrap a caller's key.
 pub(crate) async fn import(
     State(state): State<AppState>,
@@ -103,7 +141,7 @@ pub(crate) async fn import(
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     caller.authorize(Operation::KeysCreate, None)?;
     // serde's messages may quote a rejected value: never let that be a private key.
-    let req: Import = parse_json(&body_bytes(body)?).map_err(|mut e| {
+    let req: Import = parse_object(&body_bytes(body)?).map_err(|mut e| {
         e.message = "expected {\"private_key\": \"<64 hex characters>\", \"label\"?: \"…\", \
                      \"policy\"?: {…}}"
             .into();
@@ -133,6 +171,20 @@ async fn store_wrapped(
     Ok((StatusCode::CREATED, Json(KeyView::from(&*record))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    tag = "keys",
+    operation_id = "list_keys",
+    summary = "List the keys the token may use",
+    responses(
+        (status = 200, description = "The keys the token may use", body = super::openapi::KeyList),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `GET /v1/keys`: the keys the token may use.
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -148,6 +200,23 @@ pub(crate) async fn list(
     Ok(Json(serde_json::json!({ "keys": keys })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/keys/{address}",
+    tag = "keys",
+    operation_id = "show_key",
+    summary = "Show a key",
+    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    responses(
+        (status = 200, description = "The key", body = super::openapi::KeySchema),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `GET /v1/keys/{address}`.
 pub(crate) async fn show(
     State(state): State<AppState>,
@@ -158,6 +227,27 @@ pub(crate) async fn show(
     Ok(Json(KeyView::from(&*record)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{address}/sign/transaction",
+    tag = "signing",
+    operation_id = "sign_transaction",
+    summary = "Sign a transaction",
+    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    request_body(content = super::openapi::TransactionSchema, description = "A JSON-RPC transaction object"),
+    responses(
+        (status = 200, description = "The signed transaction", body = super::openapi::SignedTransaction),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `POST /v1/keys/{address}/sign/transaction`.
 pub(crate) async fn sign_transaction(
     State(state): State<AppState>,
@@ -242,6 +332,27 @@ pub(crate) struct MessageBody {
     message: serde_json::Value,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{address}/sign/message",
+    tag = "signing",
+    operation_id = "sign_message",
+    summary = "Sign an EIP-191 personal message",
+    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    request_body(content = super::openapi::MessageRequest, description = "An EIP-191 personal message"),
+    responses(
+        (status = 200, description = "The signature", body = super::openapi::MessageSignature),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `POST /v1/keys/{address}/sign/message`: EIP-191 personal message. `message` is a string
 /// (`0x`-hex means bytes, as in `personal_sign`), `{"text": "…"}` or `{"raw": "0x…"}`.
 pub(crate) async fn sign_message(
@@ -251,7 +362,7 @@ pub(crate) async fn sign_message(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<MessageSignature>, ApiError> {
     let record = find(&state, &caller, Operation::SignMessage, &address).await?;
-    let req: MessageBody = parse_json(&body_bytes(body)?)?;
+    let req: MessageBody = parse_object(&body_bytes(body)?)?;
     let message = PersonalMessage::from_value(&req.message).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -263,6 +374,27 @@ pub(crate) async fn sign_message(
     sign_message_with(&state, &record, message).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{address}/sign/typed-data",
+    tag = "signing",
+    operation_id = "sign_typed_data",
+    summary = "Sign EIP-712 typed data",
+    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    request_body(content = super::openapi::TypedData, description = "An `eth_signTypedData_v4` document"),
+    responses(
+        (status = 200, description = "The signature", body = super::openapi::MessageSignature),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `POST /v1/keys/{address}/sign/typed-data`: the body is an `eth_signTypedData_v4` document.
 pub(crate) async fn sign_typed_data(
     State(state): State<AppState>,
@@ -283,6 +415,27 @@ pub(crate) struct HashBody {
     hash: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{address}/sign/hash",
+    tag = "signing",
+    operation_id = "sign_hash",
+    summary = "Sign a raw 32-byte digest",
+    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    request_body(content = super::openapi::HashRequest, description = "A 32-byte digest; only for keys whose policy allows `raw_hash`"),
+    responses(
+        (status = 200, description = "The signature", body = super::openapi::MessageSignature),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `POST /v1/keys/{address}/sign/hash`: a raw 32-byte digest, for keys whose policy allows
 /// `raw_hash` (the enclave decides).
 pub(crate) async fn sign_hash(
@@ -292,7 +445,7 @@ pub(crate) async fn sign_hash(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<MessageSignature>, ApiError> {
     let record = find(&state, &caller, Operation::SignHash, &address).await?;
-    let req: HashBody = parse_json(&body_bytes(body)?)?;
+    let req: HashBody = parse_object(&body_bytes(body)?)?;
     let hash = req
         .hash
         .strip_prefix("0x")
@@ -308,6 +461,27 @@ pub(crate) async fn sign_hash(
     sign_hash_with(&state, &record, hash).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{address}/sign/authorization",
+    tag = "signing",
+    operation_id = "sign_authorization",
+    summary = "Sign an EIP-7702 authorization",
+    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    request_body(content = super::openapi::AuthorizationRequest, description = "An EIP-7702 authorization"),
+    responses(
+        (status = 200, description = "The signed authorization", body = super::openapi::SignedAuthorization),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `POST /v1/keys/{address}/sign/authorization`: an EIP-7702 authorization
 /// `{chainId, address, nonce}`, answered in the shape of an `authorizationList` entry.
 pub(crate) async fn sign_authorization(
@@ -376,6 +550,27 @@ fn message_signature(response: Response) -> Result<MessageSignature, ApiError> {
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/keys/{address}/policy",
+    tag = "keys",
+    operation_id = "set_policy",
+    summary = "Replace a key's policy",
+    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    request_body(content = super::openapi::PolicyUpdate, description = "The new policy; `null` or `{}` for none"),
+    responses(
+        (status = 200, description = "The key under its new policy", body = super::openapi::KeySchema),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `PUT /v1/keys/{address}/policy`: the body is the new policy (`null` or `{}` for none).
 /// The enclave unwraps the key under its current policy and wraps it again under the new one;
 /// the record is replaced only if nobody changed it meanwhile.
@@ -483,9 +678,24 @@ pub(super) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, A
     })
 }
 
+/// Parses a body that must be a JSON object into the request struct `T`: 400 when it is not
+/// JSON, 422 when it is JSON but not an object. (serde alone would also read a struct from an
+/// array of its fields in order, so `[null, null]` would pass as `{}`.)
+pub(crate) fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        parse_json::<serde::de::IgnoredAny>(body)?;
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "the body must be a JSON object",
+        ));
+    }
+    parse_json(body)
+}
+
 /// Parses a JSON body: syntax errors are 400, shape errors 422 (naming the field when serde
 /// does).
-pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {

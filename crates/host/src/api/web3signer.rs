@@ -8,7 +8,7 @@
 use super::{
     auth::Caller,
     error::ApiError,
-    keys::{body_bytes, find, parse_json, sign_hash_with},
+    keys::{body_bytes, find, parse_object, sign_hash_with},
     AppState,
 };
 use crate::tokens::Operation;
@@ -22,11 +22,34 @@ use axum::{
 };
 use serde::Deserialize;
 
+#[utoipa::path(
+    get,
+    path = "/upcheck",
+    tag = "compatibility",
+    operation_id = "upcheck",
+    summary = "Web3Signer's liveness probe",
+    security(()),
+    responses((status = 200, description = "`OK`", content_type = "text/plain", body = String)),
+)]
 /// `GET /upcheck`: Web3Signer's liveness probe (no token, like `/healthz`).
 pub(crate) async fn upcheck() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "OK")
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/eth1/publicKeys",
+    tag = "compatibility",
+    operation_id = "eth1_public_keys",
+    summary = "Web3Signer: list public keys",
+    responses(
+        (status = 200, description = "The uncompressed public keys (x ‖ y) of the keys the token may use", body = Vec<super::openapi::PublicKey>),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `GET /api/v1/eth1/publicKeys`: the uncompressed public keys of the keys the token may use,
 /// `0x` + 128 hex digits (x ‖ y, without the `04` prefix), as Web3Signer lists them.
 pub(crate) async fn public_keys(
@@ -55,6 +78,27 @@ pub(crate) struct SignData {
     data: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/eth1/sign/{identifier}",
+    tag = "compatibility",
+    operation_id = "eth1_sign",
+    summary = "Web3Signer: sign keccak256(data)",
+    params(("identifier" = String, Path, pattern = "^(0x)?([0-9a-fA-F]{40}|(04)?[0-9a-fA-F]{128})$", description = "The key's public key (`0x` + 128 hex digits, or 130 with `04`) or its address")),
+    request_body = super::openapi::Eth1SignRequest,
+    responses(
+        (status = 200, description = "The signature of keccak256(data): `0x` + `r ‖ s ‖ v` (65 bytes, v = 27 or 28)", content_type = "text/plain", body = super::openapi::Signature65),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 /// `POST /api/v1/eth1/sign/{identifier}` with `{"data": "0x…"}`: signs keccak256(data) and
 /// answers the 65-byte `r ‖ s ‖ v` (v = 27 or 28) as `text/plain` hex, as Web3Signer does.
 /// `identifier` is the key's public key (64 bytes, or 65 with `04`) or its address.
@@ -66,7 +110,7 @@ pub(crate) async fn sign(
 ) -> Result<impl IntoResponse, ApiError> {
     let address = identifier_address(&identifier)?;
     let record = find(&state, &caller, Operation::SignHash, &address.to_string()).await?;
-    let req: SignData = parse_json(&body_bytes(body)?)?;
+    let req: SignData = parse_object(&body_bytes(body)?)?;
     let data = req
         .data
         .strip_prefix("0x")
