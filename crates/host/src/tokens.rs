@@ -518,24 +518,29 @@ pub fn run(args: TokensArgs) -> crate::Result<()> {
                 let list: Vec<_> = all.iter().map(|(t, src)| token_json(t, src)).collect();
                 println!("{}", serde_json::Value::Array(list));
             } else {
-                println!(
-                    "{:<20} {:<36} {:<12} {:<16} {:<22} SOURCE",
-                    "NAME", "OPERATIONS", "KEYS", "RATE", "CREATED"
-                );
+                let mut table = crate::cli::Table::new([
+                    "NAME",
+                    "OPERATIONS",
+                    "KEYS",
+                    "RATE",
+                    "CREATED",
+                    "SOURCE",
+                ]);
                 for (t, source) in &all {
                     let keys = match &t.keys {
                         KeyScope::Any => "*".to_owned(),
                         KeyScope::Only(set) => format!("{} key(s)", set.len()),
                     };
-                    println!(
-                        "{:<20} {:<36} {:<12} {:<16} {:<22} {source}",
-                        t.name,
+                    table.row([
+                        t.name.clone(),
                         join(&t.operations),
                         keys,
                         rate_text(t).unwrap_or_else(|| "-".into()),
-                        t.created.as_deref().unwrap_or("-"),
-                    );
+                        t.created.clone().unwrap_or_else(|| "-".into()),
+                        (*source).to_owned(),
+                    ]);
                 }
+                print!("{table}");
                 println!("{} token(s)", all.len());
             }
         }
@@ -564,7 +569,7 @@ pub fn run(args: TokensArgs) -> crate::Result<()> {
 }
 
 /// A fresh token: `nw_` + 64 hex digits (256 bits from the OS).
-fn new_token() -> crate::Result<String> {
+pub(crate) fn new_token() -> crate::Result<String> {
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     getrandom::fill(&mut *bytes)?;
     Ok(format!("nw_{}", hex::encode(*bytes)))
