@@ -135,7 +135,7 @@ c = tomllib.load(open("/etc/nitro-wallet/config.toml", "rb"))
 # The fields of crates/host/src/config.rs (deny_unknown_fields there).
 known = {
     "server": {"listen", "tls_cert", "tls_key", "state_dir", "body_limit_bytes", "request_timeout_secs", "max_concurrent_requests"},
-    "enclave": {"endpoint", "endpoints", "call_timeout_secs", "health_interval_ms", "health_timeout_ms"},
+    "enclave": {"endpoint", "endpoints", "call_timeout_secs", "health_interval_ms", "health_timeout_ms", "warm_keys", "warm_concurrency"},
     "kms": {"key_id"},
     "key_store": {"kind", "dir", "prefix", "region", "endpoint"},
     "credentials": {"source", "region"},

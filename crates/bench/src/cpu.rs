@@ -10,7 +10,7 @@ const TICKS_PER_SECOND: f64 = 100.0;
 
 /// A server process to watch, with a label for the report.
 #[derive(Debug, Clone)]
-pub(crate) struct ServerPid {
+pub struct ServerPid {
     pub(crate) label: String,
     pub(crate) pid: u32,
 }

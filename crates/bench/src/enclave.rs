@@ -7,9 +7,10 @@
 //! from the enclave as it can.
 
 use crate::{
-    cpu::{Sample, Usage},
+    cpu::{Sample, ServerPid, Usage},
+    ops::Op,
     report::{Outcome, Report},
-    Error, LoadArgs,
+    Error,
 };
 use nitro_wallet_protocol::{
     frame,
@@ -33,9 +34,26 @@ use tokio::{
     sync::Semaphore,
 };
 
+/// Load shape and measurement options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Requests kept in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Sign requests measured (the run stops after this many).
+    #[arg(long, default_value_t = 20_000)]
+    requests: u64,
+    /// Sign requests sent before measuring (connection set-up, key cache, allocator).
+    #[arg(long, default_value_t = 1_000)]
+    warmup: u64,
+    /// A server process whose CPU time to report, as `LABEL=PID` or `PID`; repeatable.
+    #[arg(long = "server-pid", value_name = "LABEL=PID")]
+    server_pids: Vec<ServerPid>,
+}
+
 /// Options of `nitro-wallet-bench enclave`.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct EnclaveArgs {
+pub struct EnclaveArgs {
     /// The enclave's Unix socket (dev mode: DIR/enclave.sock).
     #[arg(long)]
     socket: PathBuf,
@@ -59,7 +77,7 @@ pub(crate) struct EnclaveArgs {
 ///
 /// # Errors
 /// When the enclave cannot be reached, refuses the credentials or cannot generate a key.
-pub(crate) async fn run(args: EnclaveArgs) -> Result<Report, Error> {
+pub async fn run(args: EnclaveArgs) -> Result<Report, Error> {
     let load = &args.load;
     if load.concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
@@ -124,6 +142,7 @@ pub(crate) async fn run(args: EnclaveArgs) -> Result<Report, Error> {
         ],
         outcome,
         cpu: Usage::between(&load.server_pids, &before, &after),
+        limit: None,
     })
 }
 
@@ -144,6 +163,7 @@ impl Conn {
             v: PROTOCOL_VERSION,
             id,
             req,
+            request_id: None,
         })?;
         self.writer.write_all(&bytes).await?;
         let reply = self.recv().await?;
@@ -174,7 +194,8 @@ impl Conn {
         let first_id = self.take_ids(count);
         let frames = (0..count)
             .map(|i| {
-                let transaction = RawValue::from_string(crate::transaction_json(first_nonce + i))?;
+                let transaction =
+                    RawValue::from_string(Op::Eip1559.payload(first_nonce + i, None).to_string())?;
                 Ok(frame::encode(&RequestFrame {
                     v: PROTOCOL_VERSION,
                     id: first_id + i,
@@ -183,6 +204,7 @@ impl Conn {
                         transaction,
                         window: None,
                     }),
+                    request_id: None,
                 })?)
             })
             .collect::<Result<Vec<Vec<u8>>, Error>>()?;

@@ -1,0 +1,205 @@
+//! Load shapes: closed loop (a fixed number of requests in flight, each sent when one
+//! finishes) and open loop (requests sent on a fixed schedule whatever the answers).
+//!
+//! In open loop every request's latency is measured from the time the schedule says it
+//! should have been sent, not from when it was: when the server (or a full set of in-flight
+//! slots) holds the generator back, the waiting counts, so a stall is not hidden by sending
+//! fewer requests during it ("coordinated omission").
+
+use crate::{
+    ops::Mix,
+    report::Outcome,
+    target::{Failure, Target},
+};
+use std::{
+    io::Write as _,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, PoisonError,
+    },
+    time::{Duration, Instant},
+};
+use tokio::sync::Semaphore;
+
+/// When a phase stops.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stop {
+    /// After this many requests.
+    pub(crate) requests: Option<u64>,
+    /// Or once this much time has passed since the start (requests in flight finish).
+    pub(crate) duration: Option<Duration>,
+}
+
+/// Collects results from every task; counters for the progress line.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    done: AtomicU64,
+    errors: AtomicU64,
+    outcome: Mutex<Outcome>,
+}
+
+impl Recorder {
+    fn record(&self, latency: Duration, result: Result<(), Failure>) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        let mut outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(()) => outcome.latencies.push(latency),
+            Err(f) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                outcome.fail_as(&f.label, f.message);
+            }
+        }
+    }
+
+    fn finish(self, elapsed: Duration) -> Outcome {
+        let mut outcome = self
+            .outcome
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        outcome.elapsed = elapsed;
+        outcome
+    }
+}
+
+/// Keeps `concurrency` requests in flight until `stop`. Request numbers start at `first_seq`.
+pub(crate) async fn closed_loop(
+    target: &Arc<Target>,
+    mix: &Arc<Mix>,
+    concurrency: usize,
+    first_seq: u64,
+    stop: Stop,
+    progress: bool,
+) -> Outcome {
+    let recorder = Arc::new(Recorder::default());
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = stop.duration.map(|d| started + d);
+    let reporter = progress.then(|| spawn_progress(recorder.clone(), started));
+    let workers: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let (target, mix, next, recorder) =
+                (target.clone(), mix.clone(), next.clone(), recorder.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if stop.requests.is_some_and(|n| i >= n)
+                        || deadline.is_some_and(|d| Instant::now() >= d)
+                    {
+                        break;
+                    }
+                    let seq = first_seq + i;
+                    let sent = Instant::now();
+                    let result = target.send(seq, mix.op(seq)).await;
+                    recorder.record(sent.elapsed(), result);
+                }
+            })
+        })
+        .collect();
+    let mut panicked = 0;
+    for w in workers {
+        if w.await.is_err() {
+            panicked += 1;
+        }
+    }
+    end(recorder, started, reporter, panicked)
+}
+
+/// Sends requests at `rate` per second until `stop`, at most `max_in_flight` at once.
+pub(crate) async fn open_loop(
+    target: &Arc<Target>,
+    mix: &Arc<Mix>,
+    rate: f64,
+    max_in_flight: usize,
+    first_seq: u64,
+    stop: Stop,
+    progress: bool,
+) -> Outcome {
+    let recorder = Arc::new(Recorder::default());
+    let slots = Arc::new(Semaphore::new(max_in_flight.max(1)));
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    // The schedule is finite: by count, or by duration × rate.
+    let total = stop.requests.unwrap_or_else(|| {
+        let secs = stop
+            .duration
+            .unwrap_or(Duration::from_secs(10))
+            .as_secs_f64();
+        (secs * rate).ceil() as u64
+    });
+    let started = Instant::now();
+    let reporter = progress.then(|| spawn_progress(recorder.clone(), started));
+    let start = tokio::time::Instant::from_std(started);
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        // Waiting for a slot delays this request and the schedule catches up afterwards;
+        // either way the latency runs from `due`.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (target, mix, recorder) = (target.clone(), mix.clone(), recorder.clone());
+        tokio::spawn(async move {
+            let seq = first_seq + i;
+            let result = target.send(seq, mix.op(seq)).await;
+            recorder.record(due.elapsed(), result);
+            drop(slot);
+        });
+    }
+    // Every request has finished once all slots are free again.
+    let all = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
+    end(recorder, started, reporter, 0)
+}
+
+fn end(
+    recorder: Arc<Recorder>,
+    started: Instant,
+    reporter: Option<tokio::task::JoinHandle<()>>,
+    panicked: usize,
+) -> Outcome {
+    let elapsed = started.elapsed();
+    if let Some(r) = reporter {
+        r.abort();
+        eprint!("\r\x1b[2K");
+        let _ = std::io::stderr().flush();
+    }
+    // Every task holding a clone has finished (workers joined, slots all returned); a task
+    // that still held one would only mean a lost count, never a wrong one.
+    let recorder = Arc::try_unwrap(recorder).unwrap_or_else(|shared| {
+        let outcome = std::mem::take(
+            &mut *shared
+                .outcome
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        Recorder {
+            outcome: Mutex::new(outcome),
+            ..Recorder::default()
+        }
+    });
+    let mut outcome = recorder.finish(elapsed);
+    for _ in 0..panicked {
+        outcome.fail_as("panic", "a load generator task panicked");
+    }
+    outcome
+}
+
+/// A progress line on standard error, rewritten every second.
+fn spawn_progress(recorder: Arc<Recorder>, started: Instant) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.tick().await;
+        let mut last = 0;
+        loop {
+            ticker.tick().await;
+            let done = recorder.done.load(Ordering::Relaxed);
+            let errors = recorder.errors.load(Ordering::Relaxed);
+            eprint!(
+                "\r\x1b[2K{:>6.1} s  {done:>9} requests  {:>8} /s  {errors} errors",
+                started.elapsed().as_secs_f64(),
+                done - last,
+            );
+            let _ = std::io::stderr().flush();
+            last = done;
+        }
+    })
+}
