@@ -48,6 +48,8 @@ pub struct Tokens {
     seen: Mutex<Seen>,
     /// Token buckets by token name, for the tokens that have a rate limit.
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Client certificate common name -> token name (`[[auth.client_certs]]`).
+    client_certs: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -252,6 +254,7 @@ impl Tokens {
             current: RwLock::default(),
             seen: Mutex::default(),
             buckets: Mutex::default(),
+            client_certs: HashMap::new(),
         };
         if let Some(path) = &tokens.file {
             if Stamp::of(path)
@@ -267,6 +270,52 @@ impl Tokens {
         }
         tokens.refresh(true)?;
         Ok(tokens)
+    }
+
+    /// Maps client certificates to tokens: a caller presenting a verified certificate whose
+    /// subject common name is mapped acts as that token (while the token exists).
+    #[must_use]
+    pub fn with_client_certs(mut self, mapping: &[crate::config::ClientCertConfig]) -> Tokens {
+        self.client_certs = mapping
+            .iter()
+            .map(|m| (m.common_name.clone(), m.token.clone()))
+            .collect();
+        self
+    }
+
+    /// The caller of a request: its bearer token if it has one (which must be valid), or else
+    /// its verified client certificate if that is mapped to a token that exists.
+    ///
+    /// # Errors
+    /// Why the request is unauthenticated (a 401 message, naming no secret).
+    pub fn authenticate(
+        &self,
+        bearer: Option<&str>,
+        cert: Option<&crate::tls::ClientCert>,
+    ) -> Result<Caller, String> {
+        if let Some(token) = bearer {
+            return self.verify(token).ok_or_else(|| "invalid token".to_owned());
+        }
+        let Some(cert) = cert else {
+            return Err(if self.client_certs.is_empty() {
+                "missing `Authorization: Bearer <token>` header".to_owned()
+            } else {
+                "missing `Authorization: Bearer <token>` header or client certificate".to_owned()
+            });
+        };
+        let Some(name) = cert.common_name.as_deref() else {
+            return Err("the client certificate has no single subject common name".to_owned());
+        };
+        let token = self.client_certs.get(name).ok_or_else(|| {
+            format!("the client certificate `CN={name}` is not mapped to a token ([[auth.client_certs]])")
+        })?;
+        self.snapshot()
+            .iter()
+            .find(|k| &k.grant.name == token)
+            .map(|k| Caller(k.grant.clone()))
+            .ok_or_else(|| {
+                format!("the client certificate `CN={name}` is mapped to token `{token}`, which does not exist (revoked?)")
+            })
     }
 
     /// Only these tokens, without a file.
@@ -486,19 +535,25 @@ pub async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = bearer(request.headers())
-        .map_err(ApiError::unauthorized)?
-        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
+    let token = bearer(request.headers()).map_err(ApiError::unauthorized)?;
+    let cert = client_cert(request.extensions());
     let caller = state
         .tokens
-        .verify(token)
-        .ok_or_else(|| ApiError::unauthorized("invalid token"))?;
+        .authenticate(token, cert)
+        .map_err(|m| ApiError::unauthorized(&m))?;
     state
         .tokens
         .admit(&caller, 1)
         .map_err(Throttled::into_api_error)?;
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
+}
+
+/// The connection's verified client certificate, if the caller presented one.
+pub fn client_cert(extensions: &axum::http::Extensions) -> Option<&crate::tls::ClientCert> {
+    extensions
+        .get::<Option<crate::tls::ClientCert>>()
+        .and_then(Option::as_ref)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

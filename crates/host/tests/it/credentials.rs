@@ -15,27 +15,37 @@ use std::{
     time::{Duration, Instant},
 };
 
-const ACCESS_KEY_ID: &str = "AKIDTESTCREDS0000001";
-const SECRET_ACCESS_KEY: &str = "test-secret-access-key-5up3r53cr3t";
-const SESSION_TOKEN: &str = "test-session-token-t0k3n-v3ry-53cr3t";
+pub(crate) const ACCESS_KEY_ID: &str = "AKIDTESTCREDS0000001";
+pub(crate) const SECRET_ACCESS_KEY: &str = "test-secret-access-key-5up3r53cr3t";
+pub(crate) const SESSION_TOKEN: &str = "test-session-token-t0k3n-v3ry-53cr3t";
 
 const TX: &str = r#"{"chainId":"0x7a69","nonce":"0","gas":"21000","maxFeePerGas":"0x77359400",
     "maxPriorityFeePerGas":"0x3b9aca00","to":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","value":"1"}"#;
 
 /// KMS emulator (in process), enclave and `serve` (child processes) in one temp dir.
-struct System {
-    dir: tempfile::TempDir,
-    emulator: Emulator,
-    enclave: Child,
-    serve: Child,
-    url: String,
-    client: reqwest::Client,
+pub(crate) struct System {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) emulator: Emulator,
+    pub(crate) enclave: Child,
+    pub(crate) serve: Child,
+    pub(crate) url: String,
+    pub(crate) client: reqwest::Client,
 }
 
 impl System {
     /// Starts everything; `aws_env` is the AWS environment of `serve`, on top of variables
     /// that isolate it from the machine's own AWS configuration.
     async fn start(aws_env: impl FnOnce(&Path) -> Vec<(&'static str, String)>) -> System {
+        System::start_with("info", "", aws_env).await
+    }
+
+    /// [`System::start`] with the enclave logging at `enclave_log_level` and `extra_config`
+    /// appended to serve's configuration (`{dir}` in it: the system's directory).
+    pub(crate) async fn start_with(
+        enclave_log_level: &str,
+        extra_config: &str,
+        aws_env: impl FnOnce(&Path) -> Vec<(&'static str, String)>,
+    ) -> System {
         let dir = tempfile::tempdir().unwrap();
         let ca_dir = dir.path().join("attestation");
         let ca = DevCa::load_or_create(&ca_dir).unwrap();
@@ -54,7 +64,7 @@ impl System {
         let router = emulator.router();
         tokio::spawn(async move { axum::serve(kms, router).await });
 
-        let enclave = spawn_enclave(dir.path(), &kms_url, &[], "info");
+        let enclave = spawn_enclave(dir.path(), &kms_url, &[], enclave_log_level);
         let (serve, url) = spawn_serve(
             dir.path(),
             &format!(
@@ -72,9 +82,12 @@ dir = "{keys}"
 [credentials]
 source = "aws"
 region = "us-east-1"
+
+{extra_config}
 "#,
                 socket = dir.path().join("enclave.sock").display(),
                 keys = dir.path().join("keys").display(),
+                extra_config = extra_config.replace("{dir}", &dir.path().display().to_string()),
             ),
             &aws_env(dir.path()),
         );
@@ -122,12 +135,12 @@ region = "us-east-1"
         address
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap()
     }
 
     /// SIGTERM to serve, which must stop cleanly (the refresh task included).
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.serve.id().to_string()])
             .status();
