@@ -32,6 +32,17 @@ command -v moto_server
 if ! python3 -c 'import eth_account' >/dev/null 2>&1; then
   python3 -m pip install --quiet "eth-account>=0.13,<0.14"
 fi
+# prometheus_client's parser checks /metrics in the observability tests (an independent
+# implementation of the Prometheus text format).
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+  python3 -m pip install --quiet "prometheus-client>=0.20,<1"
+fi
+# schemathesis contract-tests the REST API against its OpenAPI document (scripts/schemathesis.sh).
+SCHEMATHESIS_VERSION=4.32.5
+if [ "$(schemathesis --version 2>/dev/null)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+  python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
 export PATH="$PWD/.tools/node_modules/.bin:$PATH"
 
 step "cargo fmt --check"
@@ -54,6 +65,29 @@ cargo deny --locked -L error check --show-stats licenses sources bans
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "schemathesis: the REST API of nitro-wallet dev against docs/openapi.json (scripts/schemathesis.sh)"
+bash scripts/schemathesis.sh
+
+step "bench smoke: nitro-wallet bench for 3 s against nitro-wallet dev, no failed request"
+# Proves the load generator and the path it drives work end to end (it exits non-zero on any
+# failed request); no speed is asserted. The README's Performance section has the real runs.
+(
+  dir=$(mktemp -d)
+  dev=""
+  trap '[ -n "$dev" ] && kill "$dev" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+  target/debug/nitro-wallet dev --data-dir "$dir" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
+  dev=$!
+  url=""
+  for _ in $(seq 1 300); do
+    url=$(sed -n 's/^nitro-wallet dev is listening on \(https:[^ ]*\)$/\1/p' "$dir/out")
+    [ -n "$url" ] && break
+    sleep 0.1
+  done
+  [ -n "$url" ] || { cat "$dir/err"; echo "nitro-wallet dev did not start"; exit 1; }
+  target/debug/nitro-wallet bench --url "$url" --dev-dir "$dir" --duration 3s --concurrency 8 \
+    --keys 2 --mix eip1559=70,legacy=10,message=10,typed-data=10 --limit-duration 1s
+)
 
 step "deploy/: scripts, Dockerfiles, systemd units, CDK synth, user data (deploy/test.sh)"
 DEPLOY_TEST_STRICT=1 ENCLAVE_BIN="$PWD/target/debug/nitro-wallet-enclave" bash deploy/test.sh

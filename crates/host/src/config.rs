@@ -34,6 +34,37 @@ pub struct Config {
     /// The audit log of signing decisions.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Prometheus metrics (`[metrics]`, optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A plain-HTTP listener of its own for `GET /metrics`, without a token: bind it to a
+    /// private interface (`127.0.0.1:9102`, the VPC address). Without it, `/metrics` is served
+    /// on the HTTPS API and needs a bearer token with `keys:read`.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Count enclave calls per key address too (`nitro_wallet_key_requests_total`): one
+    /// series per key and operation, and addresses in the monitoring system. Off by default.
+    #[serde(default)]
+    pub per_key_labels: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+            per_key_labels: false,
+        }
+    }
 }
 
 /// The audit log (`[audit]`, optional but meant for every deployment).
@@ -118,7 +149,7 @@ pub struct ServerConfig {
     /// Time limit of one request, seconds.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
-    /// Requests handled at once; more wait (until their time limit).
+    /// Requests handled at once; more are refused at once with 503 and Retry-After.
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent_requests: usize,
 }
@@ -146,6 +177,13 @@ pub struct EnclaveConfig {
     /// row mark the enclave down.
     #[serde(default = "default_health_timeout_ms")]
     pub health_timeout_ms: u64,
+    /// Unwrap every stored key in the enclaves in the background at start and after an
+    /// enclave comes back, so that first signatures skip the KMS round trip (see `warmup`).
+    #[serde(default = "default_true")]
+    pub warm_keys: bool,
+    /// Keys unwrapped at once by the warm-up.
+    #[serde(default = "default_warm_concurrency")]
+    pub warm_concurrency: usize,
 }
 
 impl EnclaveConfig {
@@ -157,6 +195,8 @@ impl EnclaveConfig {
             call_timeout_secs: default_call_timeout(),
             health_interval_ms: default_health_interval_ms(),
             health_timeout_ms: default_health_timeout_ms(),
+            warm_keys: true,
+            warm_concurrency: default_warm_concurrency(),
         }
     }
 
@@ -233,6 +273,56 @@ pub struct AuthConfig {
     /// at once on SIGHUP). A missing file holds no tokens.
     #[serde(default)]
     pub tokens_file: Option<PathBuf>,
+    /// Mutual TLS: PEM file of the CAs whose client certificates callers may present instead
+    /// of a bearer token. Without it, no client certificate is asked for.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Refuse TLS handshakes without a valid client certificate (every caller then needs one,
+    /// bearer tokens included). Needs `client_ca`.
+    #[serde(default)]
+    pub client_cert_required: bool,
+    /// Which token's scopes and rate limit each client certificate gets.
+    #[serde(default)]
+    pub client_certs: Vec<ClientCertConfig>,
+}
+
+/// A client certificate mapped to a token (`[[auth.client_certs]]`): a caller presenting a
+/// certificate from `client_ca` whose subject common name is `common_name` acts as the token
+/// named `token` (its scopes, its rate limit, its name in logs and the audit log).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertConfig {
+    /// The certificate subject's common name (CN), compared exactly.
+    pub common_name: String,
+    /// Name of a `[[tokens]]` entry (inline or in the tokens file).
+    pub token: String,
+}
+
+impl AuthConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: &str| Err(ConfigError(format!("[auth] {m}")));
+        if self.client_ca.is_none() {
+            if self.client_cert_required {
+                return err("client_cert_required needs client_ca (the CA file that issues them)");
+            }
+            if !self.client_certs.is_empty() {
+                return err("client_certs needs client_ca (the CA file that issues them)");
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.client_certs {
+            if c.common_name.is_empty() || c.token.is_empty() {
+                return err("client_certs: common_name and token must not be empty");
+            }
+            if !seen.insert(c.common_name.as_str()) {
+                return err(&format!(
+                    "client_certs: common name `{}` is mapped twice",
+                    c.common_name
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One API token, stored as the SHA-256 of the token (hex), with its scopes
@@ -317,6 +407,12 @@ fn default_health_interval_ms() -> u64 {
 fn default_health_timeout_ms() -> u64 {
     2000
 }
+fn default_warm_concurrency() -> usize {
+    32
+}
+fn default_true() -> bool {
+    true
+}
 fn default_upstream_timeout() -> u64 {
     10
 }
@@ -384,6 +480,7 @@ impl Config {
         }
         self.enclave.validate()?;
         self.rpc.validate()?;
+        self.auth.validate()?;
         if self.tokens.is_empty() && self.auth.tokens_file.is_none() {
             return Err(ConfigError(
                 "no [[tokens]] and no [auth] tokens_file: every route needs a bearer token".into(),
@@ -606,6 +703,66 @@ mod tests {
         assert!(c.tokens.is_empty());
         let e = Config::parse(head).unwrap_err();
         assert!(e.0.contains("tokens_file"), "{e}");
+    }
+
+    #[test]
+    fn client_certificates_parse_and_are_checked() {
+        let mut text = include_str!("../../../nitro-wallet.toml.example").to_owned();
+        for line in [
+            "[auth]",
+            "client_ca = ",
+            "client_cert_required = ",
+            "[[auth.client_certs]]",
+            "common_name = ",
+            "token = ",
+        ] {
+            let commented = format!("# {line}");
+            assert!(text.contains(&commented), "{line}");
+            text = text.replace(&commented, line);
+        }
+        let c = Config::parse(&text).unwrap();
+        assert!(c.auth.client_ca.is_some());
+        assert!(!c.auth.client_cert_required);
+        assert_eq!(c.auth.client_certs[0].common_name, "payments.internal");
+        assert_eq!(c.auth.client_certs[0].token, "payments");
+
+        let twice = text.replace(
+            "token = \"payments\"",
+            "token = \"payments\"\n[[auth.client_certs]]\ncommon_name = \"payments.internal\"\ntoken = \"x\"",
+        );
+        assert!(Config::parse(&twice)
+            .unwrap_err()
+            .0
+            .contains("mapped twice"));
+        let no_ca = text.replace("client_ca = ", "# client_ca = ");
+        assert!(Config::parse(&no_ca)
+            .unwrap_err()
+            .0
+            .contains("needs client_ca"));
+    }
+
+    #[test]
+    fn the_metrics_section_parses() {
+        let base = include_str!("../../../nitro-wallet.toml.example");
+        let c = Config::parse(base).unwrap();
+        assert!(c.metrics.enabled && c.metrics.listen.is_none() && !c.metrics.per_key_labels);
+        let text = base
+            .replace("# enabled = true", "enabled = false")
+            .replace(
+                "# listen = \"127.0.0.1:9102\"",
+                "listen = \"127.0.0.1:9102\"",
+            )
+            .replace("# per_key_labels = false", "per_key_labels = true");
+        let c = Config::parse(&text).unwrap();
+        assert!(!c.metrics.enabled && c.metrics.per_key_labels);
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9102".parse().unwrap()));
+        // No [metrics] at all is the default.
+        let without = base.replace("[metrics]\n", "");
+        assert!(Config::parse(&without).unwrap().metrics.enabled);
+        for bad in ["listen = \"localhost\"", "port = 9102"] {
+            let text = base.replace("[metrics]\n", &format!("[metrics]\n{bad}\n"));
+            assert!(Config::parse(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -18,11 +18,14 @@ pub mod enclave_pool;
 pub mod fsutil;
 pub mod keystore;
 pub mod legacy;
+pub mod metrics;
+pub mod request_id;
 pub mod server;
 pub mod supervise;
 pub mod tls;
 pub mod tokens;
 pub mod upstream;
+pub mod warmup;
 
 /// Error type of the binary's top-level operations: a message, never a secret.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

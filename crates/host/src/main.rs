@@ -1,15 +1,21 @@
 //! `nitro-wallet`: serve the signing API, run everything locally, or talk to a server.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use nitro_wallet::{cli, config::Config, dev, server, supervise, tls, tokens};
 use std::{path::PathBuf, process::ExitCode};
 
 /// Ethereum signing service with keys in an AWS Nitro Enclave.
 #[derive(Debug, Parser)]
-#[command(version, about, propagate_version = true)]
+#[command(version, about, propagate_version = true, after_help = cli::TOP_HELP)]
 struct Cli {
-    /// Log format.
-    #[arg(long, value_enum, default_value = "human", global = true)]
+    /// Log format (on stderr); `json` writes one object per line, request ids included.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "human",
+        global = true,
+        env = "NITRO_WALLET_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -37,6 +43,7 @@ enum Command {
     /// Run the whole system locally: KMS emulator, enclave process, HTTPS API. Insecure.
     Dev(dev::DevArgs),
     /// Manage keys on a running server.
+    #[command(after_help = cli::KEYS_HELP)]
     Keys {
         #[command(flatten)]
         client: cli::ClientArgs,
@@ -44,6 +51,7 @@ enum Command {
         command: cli::KeysCommand,
     },
     /// Verify attestation documents; print the measurement a key policy must name.
+    #[command(after_help = cli::ATTESTATION_HELP)]
     Attestation {
         #[command(flatten)]
         client: cli::ClientArgs,
@@ -63,12 +71,30 @@ enum Command {
     /// Run the enclave signing server (what the enclave image runs; dev mode starts it as a
     /// child process).
     Enclave(nitro_wallet_enclave::cli::EnclaveArgs),
+    /// Load generator: signatures/s and latency of a running server (by default the local
+    /// `nitro-wallet dev`) against the in-process signing limit of this machine.
+    Bench(nitro_wallet_bench::BenchArgs),
     /// Sign with a key on a running server.
+    #[command(after_help = cli::SIGN_HELP)]
     Sign {
         #[command(flatten)]
         client: cli::ClientArgs,
         #[command(subcommand)]
         command: cli::SignCommand,
+    },
+    /// Write a commented configuration file to start from.
+    Config {
+        #[command(subcommand)]
+        command: cli::ConfigCommand,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  \
+        nitro-wallet completions bash > ~/.local/share/bash-completion/completions/nitro-wallet\n  \
+        nitro-wallet completions zsh > ~/.zfunc/_nitro-wallet   # with fpath+=~/.zfunc\n  \
+        nitro-wallet completions fish > ~/.config/fish/completions/nitro-wallet.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -86,6 +112,15 @@ fn main() -> ExitCode {
     if let Command::Enclave(args) = cli.command {
         return nitro_wallet_enclave::cli::run(args);
     }
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "nitro-wallet",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     tls::install_crypto_provider();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -98,7 +133,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(cli::exit_code(&*e))
         }
     }
 }
@@ -132,13 +167,16 @@ async fn run(command: Command) -> nitro_wallet::Result<()> {
         Command::Tokens(args) => tokens::run(args),
         Command::Keys { client, command } => cli::keys(&client, command).await,
         Command::Sign { client, command } => cli::sign(&client, command).await,
+        Command::Bench(args) => nitro_wallet_bench::run(args).await,
         Command::Attestation { client, command } => cli::attestation(&client, command).await,
         Command::Audit { command } => nitro_wallet::audit::command::run(command),
-        Command::Enclave(_) => unreachable_enclave(),
+        Command::Config { command } => cli::config(command),
+        Command::Enclave(_) | Command::Completions { .. } => dispatched_before(),
     }
 }
 
-/// `enclave` runs on its own runtime before this one starts.
-fn unreachable_enclave() -> nitro_wallet::Result<()> {
-    Err("the enclave subcommand is dispatched before the host runtime starts".into())
+/// `enclave` runs on its own runtime, and `completions` needs none: both are dispatched
+/// before this runtime starts.
+fn dispatched_before() -> nitro_wallet::Result<()> {
+    Err("this subcommand is dispatched before the host runtime starts".into())
 }

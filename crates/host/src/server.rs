@@ -12,6 +12,7 @@ use crate::{
         KeyStore,
     },
     legacy::LegacySecrets,
+    metrics::{Metrics, Restarts},
     tls,
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -24,11 +25,15 @@ pub use crate::credentials::INSECURE_DEV_ACCESS_KEY_ID;
 /// # Errors
 /// When the key store cannot be opened or the credentials chain cannot be built.
 pub async fn state(config: &Config) -> crate::Result<AppState> {
-    Ok(state_and_credentials(config).await?.0)
+    Ok(state_and_credentials(config, Restarts::default()).await?.0)
 }
 
-/// The handlers' state and the credentials source its enclave client uses.
-async fn state_and_credentials(config: &Config) -> crate::Result<(AppState, CredentialsSource)> {
+/// The handlers' state and the credentials source its enclave client uses; the metrics count
+/// supervisor restarts into `restarts`.
+async fn state_and_credentials(
+    config: &Config,
+    restarts: Restarts,
+) -> crate::Result<(AppState, CredentialsSource)> {
     let (store, legacy) = key_store(&config.key_store).await?;
     let source = CredentialsSource::from_config(&config.credentials).await?;
     let on_connect: OnConnect = {
@@ -38,7 +43,7 @@ async fn state_and_credentials(config: &Config) -> crate::Result<(AppState, Cred
             Box::pin(async move { source.on_connect_request().await })
         })
     };
-    let enclave = EnclavePool::new(
+    let enclave = Arc::new(EnclavePool::new(
         config.enclave.all_endpoints(),
         PoolOptions {
             timeouts: ClientTimeouts {
@@ -49,15 +54,17 @@ async fn state_and_credentials(config: &Config) -> crate::Result<(AppState, Cred
             health_timeout: Duration::from_millis(config.enclave.health_timeout_ms),
         },
         Some(on_connect),
-    );
+    ));
+    let mut metrics = Metrics::new(restarts);
+    metrics.register_pool(enclave.clone(), config.metrics.per_key_labels);
     // The inline tokens and the tokens file, which a background task re-reads on change.
-    let tokens = Arc::new(Tokens::new(
-        config.tokens.clone(),
-        config.auth.tokens_file.clone(),
-    )?);
+    let tokens = Arc::new(
+        Tokens::new(config.tokens.clone(), config.auth.tokens_file.clone())?
+            .with_client_certs(&config.auth.client_certs),
+    );
     tokens.watch();
     let state = AppState {
-        enclave: Arc::new(enclave),
+        enclave,
         store,
         tokens,
         kms_key_id: config.kms.key_id.as_str().into(),
@@ -75,6 +82,8 @@ async fn state_and_credentials(config: &Config) -> crate::Result<(AppState, Cred
                 None
             }
         },
+        metrics: Arc::new(metrics),
+        metrics_on_api: config.metrics.enabled && config.metrics.listen.is_none(),
     };
     Ok((state, source))
 }
@@ -122,7 +131,40 @@ pub async fn run(
     on_listening: impl FnOnce(SocketAddr, Option<&std::path::Path>),
     shutdown: impl Future<Output = ()>,
 ) -> crate::Result<()> {
-    let (state, source) = state_and_credentials(config).await?;
+    run_with_restarts(
+        config,
+        Restarts::default(),
+        listener,
+        on_listening,
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`], with the restarts of a supervisor running in this process (dev mode) in its
+/// metrics.
+///
+/// # Errors
+/// As [`run`]; also when the metrics listener (`[metrics] listen`) cannot be bound.
+pub async fn run_with_restarts(
+    config: &Config,
+    restarts: Restarts,
+    listener: std::net::TcpListener,
+    on_listening: impl FnOnce(SocketAddr, Option<&std::path::Path>),
+    shutdown: impl Future<Output = ()>,
+) -> crate::Result<()> {
+    let (state, source) = state_and_credentials(config, restarts).await?;
+    // Plain HTTP on its own (private) address; stops with `run`.
+    let _metrics = match (config.metrics.enabled, config.metrics.listen) {
+        (true, Some(addr)) => Some(
+            crate::metrics::MetricsListener::start(addr, state.metrics.clone())
+                .await
+                .map_err(|e| {
+                    format!("cannot listen for metrics on {addr} ([metrics] listen): {e}")
+                })?,
+        ),
+        _ => None,
+    };
     let (stop_refresh, refresh_stopped) = tokio::sync::oneshot::channel::<()>();
     let refresher = source.needs_refresh().then(|| {
         tokio::spawn(credentials::refresh(
@@ -140,16 +182,22 @@ pub async fn run(
             (c, Some(p))
         }
     };
+    let rustls = match &config.auth.client_ca {
+        Some(ca) => tls::with_client_auth(&rustls, ca, config.auth.client_cert_required)?,
+        None => rustls,
+    };
     let limits = Limits {
         body_bytes: config.server.body_limit_bytes,
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),
         max_concurrent: config.server.max_concurrent_requests,
     };
+    // Stops when `run` returns.
+    let _warmup = crate::warmup::spawn(&state, &config.enclave);
     let app = api::router(state, limits);
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle = axum_server::Handle::new();
-    let mut server = axum_server::from_tcp_rustls(listener, rustls);
+    let mut server = axum_server::from_tcp(listener).acceptor(tls::ClientCertAcceptor::new(rustls));
     // Slowloris guard: a client gets 10 s to send its request head.
     server
         .http_builder()

@@ -9,6 +9,8 @@ pub mod auth;
 pub mod compat;
 pub mod error;
 pub mod keys;
+pub mod observe;
+pub mod openapi;
 pub mod rpc;
 pub mod web3signer;
 
@@ -48,6 +50,11 @@ pub struct AppState {
     /// The audit log every signing decision is written to before it is released (see
     /// [`AppState::decide`]); `None` when `[audit] path` is not configured.
     pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Prometheus metrics: the API's, the enclave pool's and (in dev mode) the supervisor's.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Whether `GET /metrics` is served on this API (behind a token): `[metrics]` is enabled
+    /// and has no listener of its own.
+    pub metrics_on_api: bool,
 }
 
 /// One async mutex per address, made on first use.
@@ -124,23 +131,89 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             auth::require_token,
         ));
     let timeout = limits.request_timeout;
+    let metrics = state.metrics.clone();
+    let metrics_route = metrics_route(&state);
     Router::new()
         .merge(compatible)
         .merge(rpc::router())
         .route("/healthz", get(healthz))
         .route("/upcheck", get(web3signer::upcheck))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi::serve))
         .nest("/v1", v1)
+        .merge(metrics_route)
+        // After every route: the request metrics label each one by its template.
+        .route_layer(middleware::from_fn(observe::record_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(limits.body_bytes))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            limits.max_concurrent,
-        ))
+        // Load shedding: past `max_concurrent` requests in progress, answer 503 with
+        // Retry-After at once instead of queueing, so that overload costs callers a fast
+        // retry rather than a queue that grows until every request times out.
+        .layer(middleware::from_fn({
+            let permits = limits
+                .max_concurrent
+                .min(tokio::sync::Semaphore::MAX_PERMITS);
+            let slots = Arc::new(tokio::sync::Semaphore::new(permits));
+            move |req: Request, next: Next| {
+                let slot = slots.clone().try_acquire_owned();
+                async move {
+                    match slot {
+                        Ok(_slot) => next.run(req).await,
+                        Err(_) => ApiError::unavailable(
+                            "overloaded",
+                            "the server is at its limit of requests in progress; retry shortly",
+                        )
+                        .into_response(),
+                    }
+                }
+            }
+        }))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             deadline(timeout, req, next)
         }))
+        // Outermost: every answer, the deadline's and the load shedder's included, gets a
+        // request id and is counted.
+        .layer(middleware::from_fn_with_state(metrics, observe::observe))
+}
+
+/// `GET /metrics` on the API, unless metrics are off or have their own listener. Prometheus
+/// scrapes with a bearer token; `keys:read` suffices (metrics show less than the keys list),
+/// so a scraper's token need not be able to sign.
+fn metrics_route(state: &AppState) -> Router<AppState> {
+    if !state.metrics_on_api {
+        return Router::new();
+    }
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "Prometheus metrics, in the text format", content_type = "text/plain", body = String),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, description = "`not_found`: metrics are off (`[metrics] enabled = false`) or on a listener of their own", body = openapi::ErrorBody),
+        (status = 429, response = openapi::TooManyRequests),
+        (status = 503, response = openapi::Unavailable),
+    ),
+)]
+async fn metrics(
+    State(state): State<AppState>,
+    caller: auth::Caller,
+) -> Result<Response, ApiError> {
+    caller.authorize(crate::tokens::Operation::KeysRead, None)?;
+    Ok(crate::metrics::exposition(&state.metrics))
 }
 
 async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
@@ -154,10 +227,32 @@ async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    operation_id = "healthz",
+    summary = "Liveness",
+    security(()),
+    responses((status = 200, description = "The process is alive", body = openapi::Alive)),
+)]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "meta",
+    operation_id = "readyz",
+    summary = "Readiness",
+    security(()),
+    responses(
+        (status = 200, description = "An enclave answers", body = openapi::Ready),
+        (status = 503, description = "`not_ready`: no enclave answers", body = openapi::NotReady,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+    ),
+)]
 /// Ready when at least one enclave answers a ping (which runs a signing self-test), as last
 /// probed by the pool (or probed now when none was up). The body lists every enclave's state
 /// and load.
@@ -195,6 +290,22 @@ struct AttestationQuery {
     nonce: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/attestation",
+    tag = "meta",
+    operation_id = "attestation",
+    summary = "Attestation document of a serving enclave",
+    params(("nonce" = Option<String>, Query, description = "Hex (`0x` optional), at most 512 bytes, bound into the document")),
+    responses(
+        (status = 200, description = "A fresh attestation document of a serving enclave", body = openapi::Attestation),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 429, response = openapi::TooManyRequests),
+        (status = 503, response = openapi::Unavailable),
+    ),
+)]
 /// `GET /v1/attestation?nonce=<hex>`: a fresh attestation document of a serving enclave,
 /// binding the caller's nonce, for `nitro-wallet attestation verify`.
 async fn attestation(

@@ -126,10 +126,50 @@ pub fn router() -> Router<AppState> {
         .route("/rpc/{token}", post(path_token))
 }
 
+#[utoipa::path(
+    post,
+    path = "/rpc",
+    tag = "json-rpc",
+    operation_id = "json_rpc",
+    summary = "Ethereum JSON-RPC",
+    request_body = super::openapi::JsonRpcBody,
+    responses(
+        (status = 200, description = "The answer (JSON-RPC errors too are 200)", body = super::openapi::JsonRpcResponse),
+        (status = 204, description = "Only notifications: nothing to answer"),
+        (status = 400, description = "The body could not be read (a JSON-RPC error)", body = super::openapi::JsonRpcResponse),
+        (status = 401, description = "No valid token (a JSON-RPC error)", body = super::openapi::JsonRpcResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 413, description = "The body is over the limit (a JSON-RPC error)", body = super::openapi::JsonRpcResponse),
+        (status = 429, description = "The token's rate limit is reached (JSON-RPC error -32005)", body = super::openapi::JsonRpcResponse,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 async fn header_token(State(state): State<AppState>, request: Request) -> Response {
     serve(state, None, request).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/rpc/{token}",
+    tag = "json-rpc",
+    operation_id = "json_rpc_token_in_path",
+    summary = "Ethereum JSON-RPC, token in the path",
+    params(("token" = String, Path, description = "The API token, for clients that cannot set headers")),
+    security(()),
+    request_body = super::openapi::JsonRpcBody,
+    responses(
+        (status = 200, description = "The answer (JSON-RPC errors too are 200)", body = super::openapi::JsonRpcResponse),
+        (status = 204, description = "Only notifications: nothing to answer"),
+        (status = 400, description = "The body could not be read (a JSON-RPC error)", body = super::openapi::JsonRpcResponse),
+        (status = 401, description = "No valid token (a JSON-RPC error)", body = super::openapi::JsonRpcResponse,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 413, description = "The body is over the limit (a JSON-RPC error)", body = super::openapi::JsonRpcResponse),
+        (status = 429, description = "The token's rate limit is reached (JSON-RPC error -32005)", body = super::openapi::JsonRpcResponse,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 async fn path_token(
     State(state): State<AppState>,
     token: Result<Path<String>, PathRejection>,
@@ -142,7 +182,12 @@ async fn path_token(
 }
 
 async fn serve(state: AppState, path_token: Option<String>, request: Request) -> Response {
-    let authenticated = authenticate(&state, request.headers(), path_token.as_deref());
+    let authenticated = authenticate(
+        &state,
+        request.headers(),
+        path_token.as_deref(),
+        super::auth::client_cert(request.extensions()),
+    );
     drop(path_token);
     // Read (within the API's body limit) even when refusing: an HTTP/2 answer sent before the
     // request body ends is followed by a stream reset, which some clients (curl 7.x) report
@@ -150,7 +195,7 @@ async fn serve(state: AppState, path_token: Option<String>, request: Request) ->
     let body = Bytes::from_request(request, &state).await;
     let caller = match authenticated {
         Ok(caller) => caller,
-        Err(why) => return unauthorized(why),
+        Err(why) => return unauthorized(&why),
     };
     let body = match body {
         Ok(b) => b,
@@ -200,23 +245,30 @@ async fn serve(state: AppState, path_token: Option<String>, request: Request) ->
     }
 }
 
-/// Every presented token (header, path) must be valid, there must be one, and two must be
-/// the same token.
+/// Every presented token (header, path) must be valid and two must be the same token; without
+/// a token, a client certificate mapped to one will do.
 fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     path_token: Option<&str>,
-) -> Result<Caller, &'static str> {
+    cert: Option<&crate::tls::ClientCert>,
+) -> Result<Caller, String> {
     let header_token = bearer(headers)?;
     let mut caller: Option<Caller> = None;
     for token in [header_token, path_token].into_iter().flatten() {
         let this = state.tokens.verify(token).ok_or("invalid token")?;
         if caller.as_ref().is_some_and(|c| c.name() != this.name()) {
-            return Err("the header and the path carry two different tokens");
+            return Err("the header and the path carry two different tokens".to_owned());
         }
         caller = Some(this);
     }
-    caller.ok_or("missing token: `Authorization: Bearer <token>`, or POST /rpc/<token>")
+    match (caller, cert) {
+        (Some(caller), _) => Ok(caller),
+        (None, Some(cert)) => state.tokens.authenticate(None, Some(cert)),
+        (None, None) => {
+            Err("missing token: `Authorization: Bearer <token>`, or POST /rpc/<token>".to_owned())
+        }
+    }
 }
 
 /// HTTP 429 with `Retry-After` and a -32005 error (clients retry on the status), or -32600 for
