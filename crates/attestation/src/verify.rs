@@ -149,6 +149,12 @@ pub struct VerifiedDocument {
     /// The enclave runs in debug mode (PCR0–2 zero); only possible with
     /// [`VerifyOptions::allow_debug`].
     pub debug: bool,
+    /// Start of the span in which every certificate of the chain is valid (the latest
+    /// `notBefore`). The same bytes verify with the same options at any time from here to
+    /// [`VerifiedDocument::valid_until`]: a verifier may cache its result for that span.
+    pub valid_from: SystemTime,
+    /// End of that span (the earliest `notAfter`, inclusive).
+    pub valid_until: SystemTime,
 }
 
 /// Parses and verifies an attestation document (see the module docs for every check).
@@ -202,9 +208,14 @@ pub fn verify_signed(
         // `depth - 1` CA certificates sit between this one and the leaf.
         cert.check_ca(depth, depth - 1)?;
     }
-    for (depth, cert) in certs.iter().enumerate() {
-        cert.check_validity(depth, options.at)?;
-    }
+    let windows = certs
+        .iter()
+        .enumerate()
+        .map(|(depth, cert)| cert.check_validity(depth, options.at))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The chain is never empty; `at` itself is the (unreachable) fallback.
+    let valid_from = windows.iter().map(|w| w.0).max().unwrap_or(options.at);
+    let valid_until = windows.iter().map(|w| w.1).min().unwrap_or(options.at);
 
     UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &certs[0].public_key)
         .verify(&signed.sig_structure(), &signed.signature)
@@ -240,6 +251,8 @@ pub fn verify_signed(
     Ok(VerifiedDocument {
         document: signed.document,
         debug,
+        valid_from,
+        valid_until,
     })
 }
 
@@ -326,7 +339,12 @@ impl<'a> ParsedCert<'a> {
         Ok(())
     }
 
-    fn check_validity(&self, depth: usize, at: SystemTime) -> Result<(), AttestationError> {
+    /// Checks that the certificate is valid at `at`; returns its `notBefore` and `notAfter`.
+    fn check_validity(
+        &self,
+        depth: usize,
+        at: SystemTime,
+    ) -> Result<(SystemTime, SystemTime), AttestationError> {
         let validity = &self.cert.tbs_certificate.validity;
         let not_before = validity.not_before.to_unix_duration();
         let not_after = validity.not_after.to_unix_duration();
@@ -344,7 +362,7 @@ impl<'a> ParsedCert<'a> {
                 not_after: not_after.as_secs(),
             });
         }
-        Ok(())
+        Ok((UNIX_EPOCH + not_before, UNIX_EPOCH + not_after))
     }
 
     /// The extension of type `T`, decoded, if present (a duplicate is an error).
@@ -405,6 +423,32 @@ mod tests {
         assert!(matches!(
             root.check_validity(1, late),
             Err(AttestationError::Expired { .. })
+        ));
+    }
+
+    #[test]
+    fn the_verified_span_is_where_the_whole_chain_is_valid() {
+        let nsm = crate::DevNsm::new(crate::DevCa::generate().expect("CA"), [1; 48]).expect("NSM");
+        let at = SystemTime::now();
+        let bytes = nsm.attestation_at(at, None, None, None).expect("document");
+        let options = VerifyOptions::with_root(nsm.ca().root_der().to_vec()).at(at);
+        let verified = verify(&bytes, &options).expect("verifies");
+        // The leaf bounds it: backdated an hour, valid three hours (whole seconds).
+        let (hour, second) = (Duration::from_secs(3600), Duration::from_secs(1));
+        let within_a_second_before =
+            |t: SystemTime, bound: SystemTime| bound.duration_since(t).is_ok_and(|d| d < second);
+        assert!(within_a_second_before(verified.valid_from, at - hour));
+        assert!(within_a_second_before(verified.valid_until, at + 3 * hour));
+        for inside in [verified.valid_from, verified.valid_until] {
+            assert!(verify(&bytes, &options.clone().at(inside)).is_ok());
+        }
+        assert!(matches!(
+            verify(&bytes, &options.clone().at(verified.valid_from - second)),
+            Err(AttestationError::NotYetValid { depth: 0, .. })
+        ));
+        assert!(matches!(
+            verify(&bytes, &options.at(verified.valid_until + second)),
+            Err(AttestationError::Expired { depth: 0, .. })
         ));
     }
 

@@ -10,6 +10,7 @@ mod audit;
 pub mod cli;
 pub mod harden;
 pub mod keys;
+mod recipient;
 pub mod server;
 mod stats;
 mod window;
@@ -86,8 +87,12 @@ pub struct Enclave {
     self_test_key: PrivateKey,
     nsm: Arc<dyn Nsm>,
     /// RSA-2048 key pair whose public half goes into every attestation document sent with a
-    /// KMS `Recipient`; KMS answers with envelopes only this process can open.
-    recipient: RecipientKey,
+    /// KMS `Recipient`; KMS answers with envelopes only this process can open. In memory
+    /// only, for the life of the process (shared with the blocking threads that open
+    /// envelopes).
+    recipient: Arc<RecipientKey>,
+    /// The attestation document binding `recipient` that KMS calls carry, reused for a while.
+    recipient_documents: recipient::RecipientDocuments,
     /// Dev only: plain `Decrypt` instead of the attested one (see [`EnclaveConfig`]).
     unattested_kms: bool,
     /// Rolling-window spending of keys whose policy has a window, by address.
@@ -136,7 +141,8 @@ impl Enclave {
             keys: KeyCache::new(config.max_cached_keys),
             self_test_key: PrivateKey::generate()?,
             nsm: config.nsm.clone(),
-            recipient: RecipientKey::generate()?,
+            recipient: Arc::new(RecipientKey::generate()?),
+            recipient_documents: recipient::RecipientDocuments::new(recipient::MAX_AGE),
             unattested_kms: config.unattested_kms,
             windows: Default::default(),
             audit: Chain::new()?,
@@ -598,16 +604,65 @@ impl Enclave {
         let decrypted = if self.unattested_kms {
             self.kms.decrypt(key_id, ciphertext, context).await
         } else {
-            let spki = self.recipient.spki_der();
-            let document = self
-                .nsm_call(move |nsm| nsm.attestation(Some(&spki), None, None))
-                .await?;
-            self.kms
-                .decrypt_for_recipient(key_id, ciphertext, context, &self.recipient, &document)
-                .await
+            self.attested_decrypt(key_id, ciphertext, context).await?
         };
         self.stats.kms(stats::KmsOp::Decrypt, &decrypted);
         decrypted.map_err(kms_error)
+    }
+
+    /// Attested Decrypt with the current `Recipient` document; if KMS refuses it, once more
+    /// with a new document when [`recipient::RecipientDocuments::refused`] says so (KMS may
+    /// find a reused document too old). The envelope is opened on a blocking thread: an
+    /// RSA-2048 private-key operation would otherwise hold an async worker for about a
+    /// millisecond.
+    ///
+    /// # Errors
+    /// The outer error when no document could be had from the NSM or the envelope could not be
+    /// opened for lack of a thread; KMS's answer is the inner result.
+    async fn attested_decrypt(
+        &self,
+        key_id: Option<&str>,
+        ciphertext: &[u8],
+        context: &nitro_wallet_kms::EncryptionContext,
+    ) -> Result<Result<zeroize::Zeroizing<Vec<u8>>, KmsError>, ErrorBody> {
+        let mut document = self.recipient_document().await?;
+        let mut envelope = self
+            .kms
+            .decrypt_envelope_for_recipient(key_id, ciphertext, context, document.bytes())
+            .await;
+        // Without credentials the client refuses before sending anything: not the document.
+        if matches!(envelope, Err(KmsError::Denied(_)))
+            && self.credentials.is_set()
+            && self
+                .recipient_documents
+                .refused(&document, std::time::Instant::now())
+        {
+            tracing::info!("KMS refused the attestation document; retrying with a new one");
+            document = self.recipient_document().await?;
+            envelope = self
+                .kms
+                .decrypt_envelope_for_recipient(key_id, ciphertext, context, document.bytes())
+                .await;
+        }
+        let envelope = match envelope {
+            Ok(envelope) => envelope,
+            Err(e) => return Ok(Err(e)),
+        };
+        let recipient = self.recipient.clone();
+        tokio::task::spawn_blocking(move || envelope.open(&recipient))
+            .await
+            .map_err(|_| ErrorBody::new(ErrorCode::Internal, "envelope decryption aborted"))
+    }
+
+    /// The attestation document for KMS `Recipient` (binding the recipient key, nothing
+    /// else), reused for [`recipient::MAX_AGE`].
+    async fn recipient_document(&self) -> Result<recipient::Document, ErrorBody> {
+        self.recipient_documents
+            .get(std::time::Instant::now(), || {
+                let spki = self.recipient.spki_der();
+                self.nsm_call(move |nsm| nsm.attestation(Some(&spki), None, None))
+            })
+            .await
     }
 }
 
@@ -843,6 +898,120 @@ mod tests {
             assert_eq!(err.code, ErrorCode::KeyMismatch);
             assert!(!err.message.contains(&hex[..16]));
         }
+    }
+
+    /// A dev NSM that counts the documents it makes for KMS `Recipient` (public key only).
+    struct CountingNsm {
+        inner: nitro_wallet_attestation::DevNsm,
+        recipient_documents: std::sync::atomic::AtomicUsize,
+    }
+
+    impl CountingNsm {
+        fn count(&self) -> usize {
+            self.recipient_documents
+                .load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl Nsm for CountingNsm {
+        fn attestation(
+            &self,
+            public_key: Option<&[u8]>,
+            user_data: Option<&[u8]>,
+            nonce: Option<&[u8]>,
+        ) -> Result<Vec<u8>, nitro_wallet_attestation::NsmError> {
+            if user_data.is_none() && nonce.is_none() {
+                self.recipient_documents
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            self.inner.attestation(public_key, user_data, nonce)
+        }
+        fn random(&self, n: usize) -> Result<Vec<u8>, nitro_wallet_attestation::NsmError> {
+            self.inner.random(n)
+        }
+        fn is_dev(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn kms_calls_reuse_one_attestation_document_until_kms_refuses_it() {
+        use nitro_wallet_kms::emulator::{AttestationPolicy, Emulator};
+        let dir = tempfile::tempdir().unwrap();
+        let emulator = Emulator::open(dir.path()).unwrap();
+        let ca = nitro_wallet_attestation::DevCa::generate().unwrap();
+        let policy = AttestationPolicy {
+            require_attestation: true,
+            root_pem: ca.root_pem(),
+            image_sha384: Some(hex::encode([0x11; 48])),
+            pcrs: Default::default(),
+        };
+        emulator.set_policy(policy.clone()).unwrap();
+        let kms_key_id = emulator.key_id().to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let router = emulator.router();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let nsm = Arc::new(CountingNsm {
+            inner: nitro_wallet_attestation::DevNsm::new(ca, [0x11; 48]).unwrap(),
+            recipient_documents: Default::default(),
+        });
+        let start = || async {
+            let enclave = Enclave::new(&EnclaveConfig {
+                kms: KmsConfig {
+                    region: emulator.region().into(),
+                    endpoint: Some(endpoint.clone()),
+                    proxy: None,
+                },
+                max_cached_keys: 8,
+                nsm: nsm.clone(),
+                unattested_kms: false,
+            })
+            .unwrap();
+            enclave.handle(credentials(None)).await.unwrap();
+            enclave
+        };
+        let generating = start().await;
+        let mut keys = Vec::new();
+        for _ in 0..3 {
+            let request = Request::GenerateKey(nitro_wallet_protocol::message::GenerateKey {
+                kms_key_id: kms_key_id.clone(),
+                policy: None,
+            });
+            match generating.handle(request).await.unwrap() {
+                Response::Key(key) => keys.push(key),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(nsm.count(), 0, "wrapping needs no Recipient");
+
+        // A restarted enclave: three Decrypts, one document.
+        let enclave = start().await;
+        for key in &keys[..2] {
+            let loaded = enclave.handle(Request::LoadKey(key.clone())).await;
+            assert!(matches!(loaded, Ok(Response::Done)), "{loaded:?}");
+        }
+        assert_eq!(nsm.count(), 1);
+
+        // KMS refuses (here: the key policy changed): one retry with a new document, and
+        // the refusal is the answer.
+        let mut refusing = policy;
+        refusing.image_sha384 = Some(hex::encode([0x22; 48]));
+        emulator.set_policy(refusing).unwrap();
+        let err = enclave
+            .handle(Request::LoadKey(keys[2].clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::KmsDenied, "{err:?}");
+        assert_eq!(nsm.count(), 2);
+        // The new document refused as well: no retry within the window.
+        let err = enclave
+            .handle(Request::LoadKey(keys[2].clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::KmsDenied, "{err:?}");
+        assert_eq!(nsm.count(), 2);
+        server.abort();
     }
 
     /// Reproduced with the `enclave_request` fuzz target (seed `set_credentials_expiry_overflow`):

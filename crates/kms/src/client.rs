@@ -247,6 +247,24 @@ impl KmsClient {
         recipient: &RecipientKey,
         attestation_document: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        self.decrypt_envelope_for_recipient(key_id, ciphertext, context, attestation_document)
+            .await?
+            .open(recipient)
+    }
+
+    /// As [`KmsClient::decrypt_for_recipient`], returning the envelope unopened, so that the
+    /// caller can open it (an RSA private-key operation, about a millisecond of CPU) off its
+    /// async runtime.
+    ///
+    /// # Errors
+    /// As for [`KmsClient::decrypt_for_recipient`], the envelope's own failures aside.
+    pub async fn decrypt_envelope_for_recipient(
+        &self,
+        key_id: Option<&str>,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        attestation_document: &[u8],
+    ) -> Result<RecipientEnvelope, KmsError> {
         self.require_credentials()?;
         let output = self
             .inner
@@ -258,7 +276,7 @@ impl KmsClient {
             .send()
             .await
             .map_err(error::from_sdk)?;
-        open_for_recipient(output.plaintext, output.ciphertext_for_recipient, recipient)
+        RecipientEnvelope::from_response(output.plaintext, output.ciphertext_for_recipient)
     }
 
     /// Attested random bytes: asks KMS for `n` random bytes (1 to 1024) with a `Recipient`, as
@@ -285,7 +303,8 @@ impl KmsClient {
             .await
             .map_err(error::from_sdk)?;
         let bytes =
-            open_for_recipient(output.plaintext, output.ciphertext_for_recipient, recipient)?;
+            RecipientEnvelope::from_response(output.plaintext, output.ciphertext_for_recipient)?
+                .open(recipient)?;
         if bytes.len() == n {
             Ok(bytes)
         } else {
@@ -352,30 +371,46 @@ fn recipient_info(attestation_document: &[u8]) -> RecipientInfo {
 /// Generic message for every envelope failure: no detail that could serve as an oracle.
 const ENVELOPE_FAILURE: &str = "the KMS response could not be opened with the recipient key";
 
-/// The key material of an attested response, which must come as a `CiphertextForRecipient`
-/// envelope that `recipient` opens. Fails closed on anything else, zeroizing any `Plaintext`.
-fn open_for_recipient(
-    plaintext: Option<Blob>,
-    envelope: Option<Blob>,
-    recipient: &RecipientKey,
-) -> Result<Zeroizing<Vec<u8>>, KmsError> {
-    let plaintext = plaintext.map(|blob| Zeroizing::new(blob.into_inner()));
-    if plaintext.is_some_and(|plain| !plain.is_empty()) {
-        tracing::error!("KMS answered an attested request with Plaintext; refused");
-        return Err(KmsError::Attestation(
-            "KMS returned plaintext instead of CiphertextForRecipient; refused".to_owned(),
-        ));
+/// The `CiphertextForRecipient` of an attested response, not yet opened: key material only
+/// the holder of the [`RecipientKey`] whose attestation document was sent can read.
+#[derive(Debug, Clone)]
+pub struct RecipientEnvelope(Vec<u8>);
+
+impl RecipientEnvelope {
+    /// The envelope of an attested response, which must come as a `CiphertextForRecipient`
+    /// and without plaintext. Fails closed on anything else, zeroizing any `Plaintext`.
+    fn from_response(
+        plaintext: Option<Blob>,
+        envelope: Option<Blob>,
+    ) -> Result<RecipientEnvelope, KmsError> {
+        let plaintext = plaintext.map(|blob| Zeroizing::new(blob.into_inner()));
+        if plaintext.is_some_and(|plain| !plain.is_empty()) {
+            tracing::error!("KMS answered an attested request with Plaintext; refused");
+            return Err(KmsError::Attestation(
+                "KMS returned plaintext instead of CiphertextForRecipient; refused".to_owned(),
+            ));
+        }
+        envelope
+            .map(Blob::into_inner)
+            .filter(|envelope| !envelope.is_empty())
+            .map(RecipientEnvelope)
+            .ok_or_else(|| {
+                KmsError::Attestation("KMS response without CiphertextForRecipient".to_owned())
+            })
     }
-    let envelope = envelope
-        .map(Blob::into_inner)
-        .filter(|envelope| !envelope.is_empty())
-        .ok_or_else(|| {
-            KmsError::Attestation("KMS response without CiphertextForRecipient".to_owned())
-        })?;
-    recipient.decrypt_envelope(&envelope).map_err(|err| {
-        tracing::warn!(code = err.code(), "CiphertextForRecipient did not open");
-        KmsError::Attestation(ENVELOPE_FAILURE.to_owned())
-    })
+
+    /// Opens the envelope with `recipient` (an RSA-OAEP decryption: CPU-bound, about a
+    /// millisecond).
+    ///
+    /// # Errors
+    /// [`KmsError::Attestation`], with one generic message whatever the reason (no padding
+    /// oracle).
+    pub fn open(&self, recipient: &RecipientKey) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        recipient.decrypt_envelope(&self.0).map_err(|err| {
+            tracing::warn!(code = err.code(), "CiphertextForRecipient did not open");
+            KmsError::Attestation(ENVELOPE_FAILURE.to_owned())
+        })
+    }
 }
 
 /// The SDK's form of an encryption context; an empty context is sent as none, as KMS treats
@@ -396,6 +431,15 @@ fn sdk_context(context: &EncryptionContext) -> Option<HashMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key material of an attested response, as the attested calls take it.
+    fn open_for_recipient(
+        plaintext: Option<Blob>,
+        envelope: Option<Blob>,
+        recipient: &RecipientKey,
+    ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        RecipientEnvelope::from_response(plaintext, envelope)?.open(recipient)
+    }
 
     /// The SDK path itself (not only the early check) turns a missing identity into `Denied`.
     #[tokio::test]

@@ -54,6 +54,6 @@ pub mod emulator;
 mod error;
 mod proxy;
 
-pub use client::{EncryptionContext, KmsClient, KmsConfig};
+pub use client::{EncryptionContext, KmsClient, KmsConfig, RecipientEnvelope};
 pub use credentials::CredentialsCell;
 pub use error::KmsError;

@@ -19,7 +19,10 @@
 //! `kms:RecipientAttestation:ImageSha384` / `PCR<n>` conditions; the answer then carries
 //! `CiphertextForRecipient`, a BER CMS envelope of the KMS shape encrypted to the document's
 //! `public_key`, and no `Plaintext`. A refused document gets `AccessDeniedException` with a
-//! message starting "attestation policy:" that names the failed check. With
+//! message starting "attestation policy:" that names the failed check. The verdict on an
+//! accepted document is remembered by the SHA-256 of its bytes and reused while its
+//! certificates are valid, the same answer a new verification would give (an enclave sends the
+//! same document with many calls). With
 //! [`AttestationPolicy::require_attestation`], calls without a `Recipient` are denied too, so
 //! dev mode exercises the production path: a rebuilt enclave binary (new PCR0) is refused
 //! until the policy names its new measurement.

@@ -18,10 +18,11 @@
 //! `StringEqualsIgnoreCase` does. It is loaded when the emulator opens; a malformed file makes
 //! the open fail rather than run without the policy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use nitro_wallet_attestation::document::MAX_PCR_INDEX;
@@ -36,6 +37,8 @@ pub const POLICY_FILE: &str = "key-policy.json";
 pub(crate) const MAX_ATTESTATION_DOCUMENT: usize = 16 * 1024;
 /// Largest policy file read.
 const MAX_POLICY_FILE: u64 = 64 * 1024;
+/// Most accepted documents whose verification is remembered (see [`Verified`]).
+const MAX_VERIFIED: usize = 256;
 
 /// The emulator's attestation policy, standing in for a KMS key policy's
 /// `kms:RecipientAttestation:*` conditions. Serialized as the JSON of `key-policy.json`.
@@ -68,11 +71,28 @@ struct Condition {
 }
 
 /// An [`AttestationPolicy`] checked and decoded, ready to enforce.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Enforced {
     policy: AttestationPolicy,
     root_der: Option<Vec<u8>>,
     conditions: Vec<Condition>,
+    /// Documents this policy accepted, by the SHA-256 of their bytes.
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
+}
+
+/// What the policy concluded about one document it accepted.
+///
+/// An enclave reuses one attestation document for many calls, and verifying it (three ECDSA
+/// P-384 signatures) is most of the cost of an attested call. The verdict on the same bytes
+/// under the same policy changes only with time, through the validity of the certificate
+/// chain, so it is remembered with that validity and re-checked against the clock on every
+/// use: the answer is the one a full verification would give. Any other bytes (a tampered
+/// document) hash differently and are verified in full; refusals are not remembered.
+#[derive(Debug, Clone)]
+struct Verified {
+    public_key: Vec<u8>,
+    valid_from: SystemTime,
+    valid_until: SystemTime,
 }
 
 /// Why a `Recipient` was refused.
@@ -144,6 +164,7 @@ impl Enforced {
             policy,
             root_der,
             conditions,
+            verified: Mutex::default(),
         })
     }
 
@@ -199,6 +220,9 @@ impl Enforced {
 
     /// Checks a `Recipient`'s attestation document against the policy at time `now`; returns
     /// the `public_key` (SubjectPublicKeyInfo DER) it binds, to encrypt the response to.
+    ///
+    /// A document accepted before is not verified again while its certificate chain is valid
+    /// at `now` (see [`Verified`]).
     pub(crate) fn check(&self, document: &[u8], now: SystemTime) -> Result<Vec<u8>, Refusal> {
         if document.is_empty() || document.len() > MAX_ATTESTATION_DOCUMENT {
             return Err(Refusal::Invalid(format!(
@@ -206,6 +230,36 @@ impl Enforced {
                  {MAX_ATTESTATION_DOCUMENT} bytes"
             )));
         }
+        let digest: [u8; 32] = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, document)
+            .as_ref()
+            .try_into()
+            .unwrap_or_default();
+        if let Some(hit) = self.verified().get(&digest) {
+            if hit.valid_from <= now && now <= hit.valid_until {
+                return Ok(hit.public_key.clone());
+            }
+        }
+        let verified = self.verify(document, now)?;
+        let public_key = verified.public_key.clone();
+        let mut cache = self.verified();
+        if cache.len() >= MAX_VERIFIED {
+            cache.retain(|_, v| now <= v.valid_until);
+            if cache.len() >= MAX_VERIFIED {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, verified);
+        Ok(public_key)
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verified>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The full check of [`Enforced::check`], without the memory of earlier verdicts.
+    fn verify(&self, document: &[u8], now: SystemTime) -> Result<Verified, Refusal> {
         let root = self.root_der.as_ref().ok_or_else(|| {
             Refusal::Denied(
                 "attestation policy: no trust anchor (root_pem) is configured".to_owned(),
@@ -217,6 +271,7 @@ impl Enforced {
                 "attestation policy: attestation document refused: {err}"
             ))
         })?;
+        let (valid_from, valid_until) = (verified.valid_from, verified.valid_until);
         let document = verified.document;
         for condition in &self.conditions {
             let index = condition.index;
@@ -241,10 +296,15 @@ impl Enforced {
                 Some(_) => {}
             }
         }
-        document.public_key.ok_or_else(|| {
+        let public_key = document.public_key.ok_or_else(|| {
             Refusal::Invalid(
                 "the attestation document in Recipient carries no public_key".to_owned(),
             )
+        })?;
+        Ok(Verified {
+            public_key,
+            valid_from,
+            valid_until,
         })
     }
 }
@@ -301,6 +361,86 @@ mod tests {
                 assert!(message.starts_with("attestation policy:"), "{message}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// A policy trusting a new dev CA and pinning PCR0, and a dev NSM under that CA.
+    fn dev_policy() -> (Enforced, nitro_wallet_attestation::DevNsm) {
+        let ca = nitro_wallet_attestation::DevCa::generate().expect("dev CA");
+        let root_pem = ca.root_pem();
+        let nsm = nitro_wallet_attestation::DevNsm::new(ca, [0x42; PCR_LEN]).expect("dev NSM");
+        let enforced = Enforced::new(AttestationPolicy {
+            require_attestation: true,
+            root_pem,
+            image_sha384: Some(hex::encode([0x42; PCR_LEN])),
+            pcrs: BTreeMap::new(),
+        })
+        .expect("policy");
+        (enforced, nsm)
+    }
+
+    fn denied(result: Result<Vec<u8>, Refusal>) -> String {
+        match result {
+            Err(Refusal::Denied(message)) => message,
+            other => panic!("expected a denial, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepted_documents_are_remembered_and_still_checked() {
+        let (enforced, nsm) = dev_policy();
+        let now = SystemTime::now();
+        let document = nsm
+            .attestation_at(now, Some(b"recipient spki"), None, None)
+            .expect("document");
+        assert_eq!(
+            enforced.check(&document, now).expect("accepted"),
+            b"recipient spki"
+        );
+        assert_eq!(enforced.verified().len(), 1);
+        // The same bytes again: the remembered verdict, the same answer.
+        assert_eq!(
+            enforced.check(&document, now).expect("accepted"),
+            b"recipient spki"
+        );
+        assert_eq!(enforced.verified().len(), 1);
+
+        // A tampered copy (last byte of the COSE signature) is verified, and refused.
+        let mut tampered = document.clone();
+        *tampered.last_mut().expect("non-empty") ^= 1;
+        let message = denied(enforced.check(&tampered, now));
+        assert!(message.contains("signature"), "{message}");
+        assert_eq!(enforced.verified().len(), 1);
+
+        // The remembered document once its leaf certificate (3 h) has expired.
+        let later = now + std::time::Duration::from_secs(4 * 3600);
+        let message = denied(enforced.check(&document, later));
+        assert!(message.contains("expired"), "{message}");
+        // And before it is valid (the dev NSM backdates an hour).
+        let earlier = now - std::time::Duration::from_secs(2 * 3600);
+        let message = denied(enforced.check(&document, earlier));
+        assert!(message.contains("not valid before"), "{message}");
+        // Still accepted at a time inside its validity.
+        assert!(enforced.check(&document, now).is_ok());
+
+        // A new policy (a rebuilt enclave's PCR0) does not inherit the verdict.
+        let mut policy = enforced.policy().clone();
+        policy.image_sha384 = Some(hex::encode([0x43; PCR_LEN]));
+        let replaced = Enforced::new(policy).expect("policy");
+        let message = denied(replaced.check(&document, now));
+        assert!(message.contains("PCR0 mismatch"), "{message}");
+    }
+
+    #[test]
+    fn remembered_documents_are_bounded() {
+        let (enforced, nsm) = dev_policy();
+        let now = SystemTime::now();
+        for i in 0..=MAX_VERIFIED {
+            let document = nsm
+                .attestation_at(now, Some(&i.to_be_bytes()), None, None)
+                .expect("document");
+            enforced.check(&document, now).expect("accepted");
+            assert!(enforced.verified().len() <= MAX_VERIFIED);
         }
     }
 
