@@ -197,7 +197,8 @@ pub async fn run_with_restarts(
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle = axum_server::Handle::new();
-    let mut server = axum_server::from_tcp(listener).acceptor(tls::ClientCertAcceptor::new(rustls));
+    let mut server =
+        axum_server::from_tcp(listener)?.acceptor(tls::ClientCertAcceptor::new(rustls));
     // Slowloris guard: a client gets 10 s to send its request head.
     server
         .http_builder()

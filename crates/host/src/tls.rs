@@ -153,7 +153,8 @@ where
     S: Send + 'static,
 {
     type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Service = axum::middleware::AddExtension<S, Option<ClientCert>>;
+    type Service =
+        axum::middleware::AddExtension<axum_server::tls::TlsService<S>, Option<ClientCert>>;
     type Future = std::pin::Pin<
         Box<
             dyn std::future::Future<Output = std::io::Result<(Self::Stream, Self::Service)>> + Send,

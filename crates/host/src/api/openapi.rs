@@ -105,7 +105,7 @@ pub fn document() -> &'static str {
         TooManyRequests,
         Unavailable,
     )),
-    modifiers(&BearerAuth, &OptionalBodies, &ClosedObjects),
+    modifiers(&BearerAuth, &OptionalBodies, &ClosedObjects, &RequestIds),
     security(("bearer" = [])),
     tags(
         (name = "keys", description = "Generate, import, list and show keys, and set their policies"),
@@ -135,6 +135,66 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Every operation takes an optional `x-request-id` and every answer carries one
+/// ([`crate::request_id`]): the caller's, when well formed, or a new one.
+struct RequestIds;
+
+impl Modify for RequestIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            header::Header,
+            path::{Parameter, ParameterIn},
+            Object, Required,
+        };
+        let id = || {
+            let mut schema = Object::with_type(Type::String);
+            schema.pattern = Some(format!(
+                "^[A-Za-z0-9._:-]{{1,{}}}$",
+                nitro_wallet_protocol::MAX_REQUEST_ID_LEN
+            ));
+            schema
+        };
+        let mut parameter = Parameter::new("x-request-id");
+        parameter.parameter_in = ParameterIn::Header;
+        parameter.required = Required::False;
+        parameter.description = Some(format!(
+            "An id to follow this request by in the host's and the enclave's logs: kept when it \
+             is 1 to {} of `A-Z a-z 0-9 . _ : -`; any other value is accepted but replaced by a \
+             new id (never echoed), as is a missing one",
+            nitro_wallet_protocol::MAX_REQUEST_ID_LEN
+        ));
+        // Any value is accepted (a malformed one is replaced), so the parameter has no pattern.
+        parameter.schema = Some(RefOr::T(Schema::Object(Object::with_type(Type::String))));
+        let mut header = Header::new(id());
+        header.description =
+            Some("The request's id: the caller's when well formed, else a new one".to_owned());
+        let tag = |response: &mut RefOr<utoipa::openapi::Response>| {
+            if let RefOr::T(r) = response {
+                r.headers.insert("x-request-id".to_owned(), header.clone());
+            }
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(parameter.clone());
+                operation.responses.responses.values_mut().for_each(tag);
+            }
+        }
+        if let Some(components) = openapi.components.as_mut() {
+            components.responses.values_mut().for_each(tag);
+        }
     }
 }
 
