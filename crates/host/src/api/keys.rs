@@ -81,14 +81,7 @@ pub(crate) struct Import {
     request_body(content = Option<super::openapi::CreateKeySchema>, description = "Optional: an empty body is `{}`"),
     responses(
         (status = 201, description = "The new key", body = super::openapi::KeySchema),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::NewKeyErrors,
     ),
 )]
 /// `POST /v1/keys`: a key generated inside the enclave.
@@ -123,14 +116,7 @@ pub(crate) async fn create(
     request_body = super::openapi::ImportKeySchema,
     responses(
         (status = 201, description = "The imported key", body = super::openapi::KeySchema),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::NewKeyErrors,
     ),
 )]
 /// `POST /v1/keys/import`: wrap a caller's key.
@@ -237,15 +223,7 @@ pub(crate) async fn show(
     request_body(content = super::openapi::TransactionSchema, description = "A JSON-RPC transaction object"),
     responses(
         (status = 200, description = "The signed transaction", body = super::openapi::SignedTransaction),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::KeyRouteErrors,
     ),
 )]
 /// `POST /v1/keys/{address}/sign/transaction`.
@@ -342,15 +320,7 @@ pub(crate) struct MessageBody {
     request_body(content = super::openapi::MessageRequest, description = "An EIP-191 personal message"),
     responses(
         (status = 200, description = "The signature", body = super::openapi::MessageSignature),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::KeyRouteErrors,
     ),
 )]
 /// `POST /v1/keys/{address}/sign/message`: EIP-191 personal message. `message` is a string
@@ -384,15 +354,7 @@ pub(crate) async fn sign_message(
     request_body(content = super::openapi::TypedData, description = "An `eth_signTypedData_v4` document"),
     responses(
         (status = 200, description = "The signature", body = super::openapi::MessageSignature),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::KeyRouteErrors,
     ),
 )]
 /// `POST /v1/keys/{address}/sign/typed-data`: the body is an `eth_signTypedData_v4` document.
@@ -425,15 +387,7 @@ pub(crate) struct HashBody {
     request_body(content = super::openapi::HashRequest, description = "A 32-byte digest; only for keys whose policy allows `raw_hash`"),
     responses(
         (status = 200, description = "The signature", body = super::openapi::MessageSignature),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::KeyRouteErrors,
     ),
 )]
 /// `POST /v1/keys/{address}/sign/hash`: a raw 32-byte digest, for keys whose policy allows
@@ -471,15 +425,7 @@ pub(crate) async fn sign_hash(
     request_body(content = super::openapi::AuthorizationRequest, description = "An EIP-7702 authorization"),
     responses(
         (status = 200, description = "The signed authorization", body = super::openapi::SignedAuthorization),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::KeyRouteErrors,
     ),
 )]
 /// `POST /v1/keys/{address}/sign/authorization`: an EIP-7702 authorization
@@ -560,15 +506,7 @@ fn message_signature(response: Response) -> Result<MessageSignature, ApiError> {
     request_body(content = super::openapi::PolicyUpdate, description = "The new policy; `null` or `{}` for none"),
     responses(
         (status = 200, description = "The key under its new policy", body = super::openapi::KeySchema),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::KeyRouteErrors,
     ),
 )]
 /// `PUT /v1/keys/{address}/policy`: the body is the new policy (`null` or `{}` for none).

@@ -330,6 +330,55 @@ error_responses! {
         `audit_unavailable`, `timeout`: retry shortly", RETRY_AFTER;
 }
 
+/// The error answers of a route that takes a body and works on one key: 400 through 503, as
+/// references to the shared responses above, for `responses(…)` next to the route's success.
+pub(crate) struct KeyRouteErrors;
+
+/// [`KeyRouteErrors`] without 404: the routes that make a key rather than find one.
+pub(crate) struct NewKeyErrors;
+
+const KEY_ROUTE_ERRORS: [(&str, &str); 9] = [
+    ("400", "BadRequest"),
+    ("401", "Unauthorized"),
+    ("403", "Forbidden"),
+    ("404", "NotFound"),
+    ("409", "Conflict"),
+    ("413", "PayloadTooLarge"),
+    ("422", "Unprocessable"),
+    ("429", "TooManyRequests"),
+    ("503", "Unavailable"),
+];
+
+fn response_refs<'a>(
+    responses: impl IntoIterator<Item = &'a (&'a str, &'a str)>,
+) -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+    responses
+        .into_iter()
+        .map(|(status, name)| {
+            (
+                (*status).to_owned(),
+                RefOr::Ref(Ref::from_response_name(*name)),
+            )
+        })
+        .collect()
+}
+
+impl utoipa::IntoResponses for KeyRouteErrors {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        response_refs(&KEY_ROUTE_ERRORS)
+    }
+}
+
+impl utoipa::IntoResponses for NewKeyErrors {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        response_refs(
+            KEY_ROUTE_ERRORS
+                .iter()
+                .filter(|(status, _)| *status != "404"),
+        )
+    }
+}
+
 // ---- Scalars ----------------------------------------------------------------------------
 
 const ADDRESS: &str = "^0x[0-9a-fA-F]{40}$";

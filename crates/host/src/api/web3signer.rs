@@ -88,15 +88,7 @@ pub(crate) struct SignData {
     request_body = super::openapi::Eth1SignRequest,
     responses(
         (status = 200, description = "The signature of keccak256(data): `0x` + `r ‖ s ‖ v` (65 bytes, v = 27 or 28)", content_type = "text/plain", body = super::openapi::Signature65),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        super::openapi::KeyRouteErrors,
     ),
 )]
 /// `POST /api/v1/eth1/sign/{identifier}` with `{"data": "0x…"}`: signs keccak256(data) and
