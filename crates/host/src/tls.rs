@@ -99,8 +99,9 @@ pub struct ClientCert {
 }
 
 impl ClientCert {
-    /// Reads the subject common name of a DER certificate that rustls has already verified.
-    fn from_der(der: &[u8]) -> ClientCert {
+    /// Reads the subject common name of a DER certificate that rustls has already verified
+    /// (anything else yields no name, never a panic: fuzzed by `client_certificate`).
+    pub fn from_der(der: &[u8]) -> ClientCert {
         use x509_cert::der::{
             asn1::{PrintableStringRef, Utf8StringRef},
             oid::db::rfc4519::COMMON_NAME,
@@ -174,5 +175,33 @@ where
                 .map(|leaf| ClientCert::from_der(leaf));
             Ok((stream, axum::Extension(cert).layer(service)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientCert;
+
+    fn name(der: &[u8]) -> Option<String> {
+        ClientCert::from_der(der).common_name.map(|n| n.to_string())
+    }
+
+    #[test]
+    fn the_single_subject_common_name_or_none() {
+        // Made by OpenSSL (fuzz/seeds/client_certificate): CN=payments.internal with O=Acme,
+        // CN=a and CN=b, and a subject without a CN.
+        let seeds = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fuzz/seeds/client_certificate/"
+        );
+        let read = |f: &str| std::fs::read(format!("{seeds}{f}")).expect("seed");
+        assert_eq!(
+            name(&read("one_cn.der")).as_deref(),
+            Some("payments.internal")
+        );
+        assert_eq!(name(&read("two_cns.der")), None, "two names name nobody");
+        assert_eq!(name(&read("no_cn.der")), None);
+        assert_eq!(name(b""), None);
+        assert_eq!(name(&read("one_cn.der")[..100]), None, "truncated");
     }
 }
