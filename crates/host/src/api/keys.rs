@@ -192,7 +192,7 @@ pub(crate) async fn list(
     tag = "keys",
     operation_id = "show_key",
     summary = "Show a key",
-    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    params(super::openapi::KeyAddress),
     responses(
         (status = 200, description = "The key", body = super::openapi::KeySchema),
         (status = 400, response = super::openapi::BadRequest),
@@ -219,7 +219,7 @@ pub(crate) async fn show(
     tag = "signing",
     operation_id = "sign_transaction",
     summary = "Sign a transaction",
-    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    params(super::openapi::KeyAddress),
     request_body(content = super::openapi::TransactionSchema, description = "A JSON-RPC transaction object"),
     responses(
         (status = 200, description = "The signed transaction", body = super::openapi::SignedTransaction),
@@ -316,7 +316,7 @@ pub(crate) struct MessageBody {
     tag = "signing",
     operation_id = "sign_message",
     summary = "Sign an EIP-191 personal message",
-    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    params(super::openapi::KeyAddress),
     request_body(content = super::openapi::MessageRequest, description = "An EIP-191 personal message"),
     responses(
         (status = 200, description = "The signature", body = super::openapi::MessageSignature),
@@ -350,7 +350,7 @@ pub(crate) async fn sign_message(
     tag = "signing",
     operation_id = "sign_typed_data",
     summary = "Sign EIP-712 typed data",
-    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    params(super::openapi::KeyAddress),
     request_body(content = super::openapi::TypedData, description = "An `eth_signTypedData_v4` document"),
     responses(
         (status = 200, description = "The signature", body = super::openapi::MessageSignature),
@@ -383,7 +383,7 @@ pub(crate) struct HashBody {
     tag = "signing",
     operation_id = "sign_hash",
     summary = "Sign a raw 32-byte digest",
-    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    params(super::openapi::KeyAddress),
     request_body(content = super::openapi::HashRequest, description = "A 32-byte digest; only for keys whose policy allows `raw_hash`"),
     responses(
         (status = 200, description = "The signature", body = super::openapi::MessageSignature),
@@ -421,7 +421,7 @@ pub(crate) async fn sign_hash(
     tag = "signing",
     operation_id = "sign_authorization",
     summary = "Sign an EIP-7702 authorization",
-    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    params(super::openapi::KeyAddress),
     request_body(content = super::openapi::AuthorizationRequest, description = "An EIP-7702 authorization"),
     responses(
         (status = 200, description = "The signed authorization", body = super::openapi::SignedAuthorization),
@@ -502,7 +502,7 @@ fn message_signature(response: Response) -> Result<MessageSignature, ApiError> {
     tag = "keys",
     operation_id = "set_policy",
     summary = "Replace a key's policy",
-    params(("address" = String, Path, pattern = "^0x[0-9a-fA-F]{40}$", description = "The key's address (one case, or mixed case with a valid EIP-55 checksum)")),
+    params(super::openapi::KeyAddress),
     request_body(content = super::openapi::PolicyUpdate, description = "The new policy; `null` or `{}` for none"),
     responses(
         (status = 200, description = "The key under its new policy", body = super::openapi::KeySchema),

@@ -330,6 +330,15 @@ error_responses! {
         `audit_unavailable`, `timeout`: retry shortly", RETRY_AFTER;
 }
 
+/// The `{address}` path parameter of the key routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct KeyAddress {
+    /// The key's address (one case, or mixed case with a valid EIP-55 checksum)
+    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
+    address: String,
+}
+
 /// The error answers of a route that takes a body and works on one key: 400 through 503, as
 /// references to the shared responses above, for `responses(…)` next to the route's success.
 pub(crate) struct KeyRouteErrors;
@@ -554,13 +563,18 @@ pub(crate) struct Window {
 /// A JSON integer from 0 to 2^64 − 1 (the whole `u64` range, which `format: int64` is not).
 pub(crate) struct U64;
 
+/// A JSON integer from `minimum` to 2^64 − 1.
+fn u64_from(minimum: u64) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(minimum))
+        .maximum(Some(u64::MAX))
+        .into()
+}
+
 impl PartialSchema for U64 {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .minimum(Some(0))
-            .maximum(Some(u64::MAX))
-            .into()
+        u64_from(0)
     }
 }
 
@@ -571,11 +585,7 @@ pub(crate) struct ChainId;
 
 impl PartialSchema for ChainId {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .minimum(Some(1))
-            .maximum(Some(u64::MAX))
-            .into()
+        u64_from(1)
     }
 }
 

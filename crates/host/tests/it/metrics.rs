@@ -9,9 +9,8 @@ use http_body_util::BodyExt;
 use nitro_wallet::metrics::{Metrics, MetricsListener};
 use std::{
     collections::HashMap,
-    io::Write as _,
     path::Path,
-    process::{Command, Stdio},
+    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -68,20 +67,7 @@ pub struct Sample {
 /// Python's reference client, which refuses malformed input.
 pub fn parse(text: &str) -> Vec<Sample> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/prometheus_parse.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::support::run_with_stdin(Command::new("python3").arg(script), text);
     assert!(
         out.status.success(),
         "prometheus_client refused the exposition: {}\n(run ./scripts/test.sh, which installs \

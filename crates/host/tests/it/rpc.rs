@@ -204,20 +204,7 @@ fn python_with_eth_account() -> Command {
 
 /// Runs `command`, feeding it `stdin`; its stdout as JSON, failing with its stderr.
 fn run_json(mut command: Command, stdin: &str) -> Value {
-    use std::io::Write as _;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::support::run_with_stdin(&mut command, stdin);
     assert!(
         out.status.success(),
         "{command:?} failed:\n{}\n{}",

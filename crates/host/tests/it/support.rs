@@ -557,3 +557,22 @@ pub async fn post(
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
+
+/// Runs `command` with `stdin` on its standard input and collects its output (the caller
+/// checks the status and says what failed).
+pub fn run_with_stdin(command: &mut Command, stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
