@@ -63,7 +63,7 @@ async fn state_and_credentials(
             .with_client_certs(&config.auth.client_certs),
     );
     tokens.watch();
-    let state = AppState {
+    let state = AppState::new(api::Shared {
         enclave,
         store,
         tokens,
@@ -84,7 +84,7 @@ async fn state_and_credentials(
         },
         metrics: Arc::new(metrics),
         metrics_on_api: config.metrics.enabled && config.metrics.listen.is_none(),
-    };
+    });
     Ok((state, source))
 }
 

@@ -27,9 +27,29 @@ use error::ApiError;
 use nitro_wallet_protocol::{Request as EnclaveRequest, Response as EnclaveResponse};
 use std::{sync::Arc, time::Duration};
 
-/// Shared state of the handlers.
+/// Shared state of the handlers: one pointer, so that the extractors and middleware layers
+/// that take it by value clone one `Arc` per use, not one per field.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state of a server.
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to.
+#[derive(Debug)]
+pub struct Shared {
     /// The enclaves (one or several, balanced).
     pub enclave: Arc<EnclavePool>,
     /// Key records.
