@@ -9,13 +9,51 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Loads `cert` and `key` (PEM).
+/// TLS sessions the server remembers for clients that resume by session id (TLS 1.2);
+/// TLS 1.3 clients resume with stateless tickets and cost the server no memory.
+const SESSION_CACHE: usize = 4096;
+
+/// Loads `cert` and `key` (PEM): HTTP/2 and HTTP/1.1 by ALPN, with session resumption
+/// ([`enable_resumption`]).
 ///
 /// # Errors
 /// When the files cannot be read or parsed.
 pub async fn load(cert: &Path, key: &Path) -> std::io::Result<RustlsConfig> {
     install_crypto_provider();
-    RustlsConfig::from_pem_file(cert, key).await
+    let (cert, key) = (cert.to_owned(), key.to_owned());
+    let config = tokio::task::spawn_blocking(move || server_config(&cert, &key))
+        .await
+        .map_err(std::io::Error::other)??;
+    Ok(RustlsConfig::from_config(std::sync::Arc::new(config)))
+}
+
+fn server_config(cert: &Path, key: &Path) -> std::io::Result<rustls::ServerConfig> {
+    use rustls::pki_types::{pem::PemObject as _, CertificateDer, PrivateKeyDer};
+    // The messages name the files and the PEM error, never their contents.
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| std::io::Error::other(format!("TLS certificate {}: {e}", cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| std::io::Error::other(format!("TLS key {}: {e}", key.display())))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| std::io::Error::other(format!("TLS certificate and key: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    enable_resumption(&mut config)?;
+    Ok(config)
+}
+
+/// Lets returning clients skip the certificate and key exchange's signature: TLS 1.3 tickets
+/// (sealed with a key made in this process and rotated by rustls; resumption always runs a
+/// fresh ECDHE exchange, and 0-RTT stays off) and a bounded session-id cache for TLS 1.2.
+/// CLI calls, `cast` and scripts that open a connection per request pay the full handshake
+/// once.
+fn enable_resumption(config: &mut rustls::ServerConfig) -> std::io::Result<()> {
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
+        .map_err(|e| std::io::Error::other(format!("TLS session tickets: {e}")))?;
+    Ok(())
 }
 
 /// The self-signed certificate in `dir` (`cert.pem`, `key.pem`), generated for `localhost`
@@ -87,6 +125,9 @@ pub fn with_client_auth(
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(base.cert_resolver.clone());
     server.alpn_protocols = base.alpn_protocols.clone();
+    // The same ticket key and cache: a session resumes with its client certificate.
+    server.session_storage = base.session_storage.clone();
+    server.ticketer = base.ticketer.clone();
     Ok(RustlsConfig::from_config(std::sync::Arc::new(server)))
 }
 
@@ -180,7 +221,69 @@ where
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::ClientCert;
+    use rustls::{pki_types::ServerName, ClientConfig, HandshakeKind};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// One connection to `server` with `client`: how its handshake went.
+    async fn handshake(
+        server: &Arc<rustls::ServerConfig>,
+        client: &Arc<ClientConfig>,
+    ) -> HandshakeKind {
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.clone());
+        let serving = tokio::spawn(async move {
+            let mut tls = acceptor.accept(far).await.unwrap();
+            tls.write_all(b"ok").await.unwrap();
+            tls.shutdown().await.unwrap();
+        });
+        let connector = tokio_rustls::TlsConnector::from(client.clone());
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, near).await.unwrap();
+        // Reading to the end takes in the TLS 1.3 tickets sent after the handshake.
+        let mut answer = Vec::new();
+        tls.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, b"ok");
+        serving.await.unwrap();
+        tls.get_ref().1.handshake_kind().unwrap()
+    }
+
+    #[tokio::test]
+    async fn returning_clients_resume_their_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, cert) = super::self_signed(dir.path()).await.unwrap();
+        let server = config.get_inner();
+        assert!(server.ticketer.enabled(), "TLS 1.3 stateless tickets");
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::{pem::PemObject as _, CertificateDer};
+        roots
+            .add(CertificateDer::from_pem_file(&cert).unwrap())
+            .unwrap();
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let client = Arc::new(
+                ClientConfig::builder_with_protocol_versions(&[version])
+                    .with_root_certificates(roots.clone())
+                    .with_no_client_auth(),
+            );
+            assert_eq!(handshake(&server, &client).await, HandshakeKind::Full);
+            for _ in 0..3 {
+                assert_eq!(
+                    handshake(&server, &client).await,
+                    HandshakeKind::Resumed,
+                    "{version:?}"
+                );
+            }
+            // A client without the ticket (another process) gets a full handshake.
+            let stranger = Arc::new(
+                ClientConfig::builder_with_protocol_versions(&[version])
+                    .with_root_certificates(roots.clone())
+                    .with_no_client_auth(),
+            );
+            assert_eq!(handshake(&server, &stranger).await, HandshakeKind::Full);
+        }
+    }
 
     fn name(der: &[u8]) -> Option<String> {
         ClientCert::from_der(der).common_name.map(|n| n.to_string())
