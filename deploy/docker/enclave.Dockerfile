@@ -45,10 +45,9 @@ RUN case "$REGION" in \
  && stage-rootfs /rootfs target/release/nitro-wallet-enclave /nitro-wallet-enclave \
         /etc/ssl/certs/ca-certificates.crt
 
-# Runtime: no shell, no package manager, no compiler; only the staged files. glibc rather than
-# a static musl build keeps glibc's allocator, which the throughput numbers in README.md were
-# measured with, and the enclave has its own root file system, so the parent's glibc is
-# irrelevant.
+# Runtime: no shell, no package manager, no compiler; only the staged files. The binary links
+# glibc dynamically (its allocator is mimalloc, compiled in), and the enclave has its own root
+# file system, so the parent's glibc is irrelevant.
 FROM scratch
 # The enclave gets no environment from the parent: its region is baked in here, and so is
 # part of PCR0 (an image built for another region has another PCR0).

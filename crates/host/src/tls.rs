@@ -181,12 +181,20 @@ impl ClientCert {
 /// TLS acceptor that hands the verified client certificate, if any, to every request of the
 /// connection as a [`ClientCert`] extension.
 #[derive(Debug, Clone)]
-pub struct ClientCertAcceptor(axum_server::tls_rustls::RustlsAcceptor);
+pub struct ClientCertAcceptor(
+    axum_server::tls_rustls::RustlsAcceptor<axum_server::accept::NoDelayAcceptor>,
+);
 
 impl ClientCertAcceptor {
-    /// Terminates TLS with `config`.
+    /// Terminates TLS with `config` on connections with `TCP_NODELAY` set: an answer is sent
+    /// when it is ready. Without it, Nagle's algorithm held a small write back until the
+    /// client acknowledged the previous one, and clients delay acknowledgements by up to
+    /// 40 ms: that was the p99 of the HTTP/2 benchmark.
     pub fn new(config: RustlsConfig) -> ClientCertAcceptor {
-        ClientCertAcceptor(axum_server::tls_rustls::RustlsAcceptor::new(config))
+        ClientCertAcceptor(
+            axum_server::tls_rustls::RustlsAcceptor::new(config)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new()),
+        )
     }
 }
 
@@ -251,16 +259,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        use axum_server::accept::Accept as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (config, cert) = super::self_signed(dir.path()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = Arc::new(
+            ClientConfig::builder()
+                .with_root_certificates(roots(&cert))
+                .with_no_client_auth(),
+        );
+        let connecting = tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            let mut tls = tokio_rustls::TlsConnector::from(client)
+                .connect(name, tcp)
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            tls.read_to_end(&mut answer).await.unwrap();
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        assert!(!tcp.nodelay().unwrap(), "off until the acceptor sets it");
+        let (mut tls, _service) = super::ClientCertAcceptor::new(config)
+            .accept(tcp, ())
+            .await
+            .unwrap();
+        assert!(tls.get_ref().0.nodelay().unwrap());
+        tls.shutdown().await.unwrap();
+        connecting.await.unwrap();
+    }
+
+    fn roots(cert: &std::path::Path) -> rustls::RootCertStore {
+        use rustls::pki_types::{pem::PemObject as _, CertificateDer};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(cert).unwrap())
+            .unwrap();
+        roots
+    }
+
+    #[tokio::test]
     async fn returning_clients_resume_their_session() {
         let dir = tempfile::tempdir().unwrap();
         let (config, cert) = super::self_signed(dir.path()).await.unwrap();
         let server = config.get_inner();
         assert!(server.ticketer.enabled(), "TLS 1.3 stateless tickets");
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls::pki_types::{pem::PemObject as _, CertificateDer};
-        roots
-            .add(CertificateDer::from_pem_file(&cert).unwrap())
-            .unwrap();
+        let roots = roots(&cert);
         for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
             let client = Arc::new(
                 ClientConfig::builder_with_protocol_versions(&[version])
