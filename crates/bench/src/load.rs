@@ -127,27 +127,59 @@ pub(crate) async fn open_loop(
     });
     let started = Instant::now();
     let reporter = progress.then(|| spawn_progress(recorder.clone(), started));
-    let start = tokio::time::Instant::from_std(started);
-    for i in 0..total {
-        let due = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due).await;
-        // Waiting for a slot delays this request and the schedule catches up afterwards;
-        // either way the latency runs from `due`.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        let (target, mix, recorder) = (target.clone(), mix.clone(), recorder.clone());
-        tokio::spawn(async move {
-            let seq = first_seq + i;
-            let result = target.send(seq, mix.op(seq)).await;
-            recorder.record(due.elapsed(), result);
-            drop(slot);
-        });
-    }
+    // The schedule runs on a thread of its own that sleeps with the OS's precision. The
+    // runtime's timer works in whole milliseconds: requests fired up to a millisecond late, in
+    // bursts of every request due within the same millisecond, and since latency runs from the
+    // scheduled time, that lateness was counted as the server's. The thread wakes at most once
+    // per `QUANTUM` and hands the requests due by then to the runtime in one task, so that a
+    // high rate does not cost one cross-thread wake-up per request.
+    const QUANTUM: Duration = Duration::from_micros(200);
+    let runtime = tokio::runtime::Handle::current();
+    let schedule = {
+        let (target, mix, recorder, slots) =
+            (target.clone(), mix.clone(), recorder.clone(), slots.clone());
+        tokio::task::spawn_blocking(move || {
+            let due = |i: u64| started + interval.mul_f64(i as f64);
+            let mut i = 0;
+            while i < total {
+                if let Some(wait) = due(i).checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                // Every request due within the next quantum goes now (at most one quantum
+                // early; latency still runs from each one's own time).
+                let horizon = Instant::now() + QUANTUM;
+                let mut batch = Vec::new();
+                while i < total && due(i) <= horizon {
+                    // Waiting for a slot delays this request and the schedule catches up
+                    // afterwards; either way the latency runs from its due time.
+                    let Ok(slot) = runtime.block_on(slots.clone().acquire_owned()) else {
+                        return;
+                    };
+                    batch.push((i, due(i), slot));
+                    i += 1;
+                }
+                let (target, mix, recorder) = (target.clone(), mix.clone(), recorder.clone());
+                runtime.spawn(async move {
+                    for (i, due, slot) in batch {
+                        let (target, mix, recorder) =
+                            (target.clone(), mix.clone(), recorder.clone());
+                        tokio::spawn(async move {
+                            let seq = first_seq + i;
+                            let result = target.send(seq, mix.op(seq)).await;
+                            recorder.record(due.elapsed(), result);
+                            drop(slot);
+                        });
+                    }
+                });
+            }
+        })
+    };
+    // A schedule that panicked has stopped sending; what it sent is still waited for below.
+    let panicked = usize::from(schedule.await.is_err());
     // Every request has finished once all slots are free again.
     let all = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
-    end(recorder, started, reporter, 0)
+    end(recorder, started, reporter, panicked)
 }
 
 fn end(

@@ -448,3 +448,42 @@ fn completions_and_help_with_examples() {
     let help = run(&["keys", "--help"], b"").ok();
     assert!(help.contains("nitro-wallet keys list --json"), "{help}");
 }
+
+#[test]
+fn bench_open_loop_keeps_its_schedule() {
+    let dev = DevServer::start();
+    // 150 requests at 300/s: the last one is due 149/300 s after the first, so the run cannot
+    // be shorter than that, whatever the machine; every answer is checked by the generator.
+    let out = json(
+        &cli(
+            &dev,
+            &[
+                "bench",
+                "--rate",
+                "300",
+                "--requests",
+                "150",
+                "--warmup",
+                "0",
+                "--limit-duration",
+                "0",
+                "--json",
+            ],
+        )
+        .ok(),
+    );
+    assert_eq!(out["requests"], 150, "{out}");
+    assert_eq!(out["ok"], 150, "{out}");
+    assert_eq!(out["errors"], 0, "{out}");
+    let seconds = out["seconds"].as_f64().unwrap();
+    assert!(seconds >= 149.0 / 300.0, "{out}");
+    let p50 = out["latency"]["p50_ms"].as_f64().unwrap();
+    assert!(
+        p50 > 0.0 && p50 <= out["latency"]["max_ms"].as_f64().unwrap(),
+        "{out}"
+    );
+    assert!(out["params"]["load"]
+        .as_str()
+        .unwrap()
+        .starts_with("open loop, 300 requests/s"));
+}
