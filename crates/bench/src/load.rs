@@ -150,27 +150,30 @@ pub(crate) async fn open_loop(
                 let horizon = Instant::now() + QUANTUM;
                 let mut batch = Vec::new();
                 while i < total && due(i) <= horizon {
-                    // Waiting for a slot delays this request and the schedule catches up
-                    // afterwards; either way the latency runs from its due time.
-                    let Ok(slot) = runtime.block_on(slots.clone().acquire_owned()) else {
-                        return;
+                    let slot = match slots.clone().try_acquire_owned() {
+                        Ok(slot) => slot,
+                        Err(_) => {
+                            // Every slot is taken: what is batched goes now (it holds slots
+                            // of its own), then this request waits for one; either way its
+                            // latency runs from its due time.
+                            spawn_batch(
+                                &runtime,
+                                std::mem::take(&mut batch),
+                                &target,
+                                &mix,
+                                &recorder,
+                                first_seq,
+                            );
+                            match runtime.block_on(slots.clone().acquire_owned()) {
+                                Ok(slot) => slot,
+                                Err(_) => return,
+                            }
+                        }
                     };
                     batch.push((i, due(i), slot));
                     i += 1;
                 }
-                let (target, mix, recorder) = (target.clone(), mix.clone(), recorder.clone());
-                runtime.spawn(async move {
-                    for (i, due, slot) in batch {
-                        let (target, mix, recorder) =
-                            (target.clone(), mix.clone(), recorder.clone());
-                        tokio::spawn(async move {
-                            let seq = first_seq + i;
-                            let result = target.send(seq, mix.op(seq)).await;
-                            recorder.record(due.elapsed(), result);
-                            drop(slot);
-                        });
-                    }
-                });
+                spawn_batch(&runtime, batch, &target, &mix, &recorder, first_seq);
             }
         })
     };
@@ -180,6 +183,33 @@ pub(crate) async fn open_loop(
     let all = u32::try_from(max_in_flight.max(1)).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
     end(recorder, started, reporter, panicked)
+}
+
+/// Starts the requests of `batch` (sequence offset, due time, slot) on the runtime, from one
+/// task.
+fn spawn_batch(
+    runtime: &tokio::runtime::Handle,
+    batch: Vec<(u64, Instant, tokio::sync::OwnedSemaphorePermit)>,
+    target: &Arc<Target>,
+    mix: &Arc<Mix>,
+    recorder: &Arc<Recorder>,
+    first_seq: u64,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let (target, mix, recorder) = (target.clone(), mix.clone(), recorder.clone());
+    runtime.spawn(async move {
+        for (i, due, slot) in batch {
+            let (target, mix, recorder) = (target.clone(), mix.clone(), recorder.clone());
+            tokio::spawn(async move {
+                let seq = first_seq + i;
+                let result = target.send(seq, mix.op(seq)).await;
+                recorder.record(due.elapsed(), result);
+                drop(slot);
+            });
+        }
+    });
 }
 
 fn end(

@@ -486,4 +486,31 @@ fn bench_open_loop_keeps_its_schedule() {
         .as_str()
         .unwrap()
         .starts_with("open loop, 300 requests/s"));
+
+    // Faster than two slots can serve: requests wait for a free slot, late, and still go.
+    let out = json(
+        &cli(
+            &dev,
+            &[
+                "bench",
+                "--rate",
+                "20000",
+                "--requests",
+                "300",
+                "--concurrency",
+                "2",
+                "--warmup",
+                "0",
+                "--limit-duration",
+                "0",
+                "--json",
+            ],
+        )
+        .ok(),
+    );
+    assert_eq!(
+        (&out["ok"], &out["errors"]),
+        (&300.into(), &0.into()),
+        "{out}"
+    );
 }
