@@ -75,9 +75,46 @@ echo "== 2. half of the HTTP/2 peak ($PEAK/2 per second), open loop"
 bench --duration "$DURATION" --rate "$((${PEAK%.*} / 2))" --concurrency 1024 --limit-duration 0 |
   tee "$WORK/half.txt"
 echo
+metrics() {
+  curl -s --cacert "$WORK/dev/tls/cert.pem" -H "Authorization: Bearer $(cat "$WORK/dev/api-token")" \
+    "$URL/metrics"
+}
+# The server's own view of the signing route between two scrapes: answers by status, and the
+# latency histogram's buckets (its time from reading a request to answering it).
+server_side() {
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+def read(path):
+    status, buckets = {}, {}
+    for line in open(path):
+        m = re.match(r'nitro_wallet_http_requests_total\{.*route="/v1/keys/\{address\}/sign/transaction".*status="(\d+)".*\} (\d+)', line)
+        if m: status[m[1]] = status.get(m[1], 0) + int(m[2])
+        m = re.match(r'nitro_wallet_http_request_duration_seconds_bucket\{route="/v1/keys/\{address\}/sign/transaction",le="([^"]+)"\} (\d+)', line)
+        if m: buckets[m[1]] = int(m[2])
+    return status, buckets
+(s0, b0), (s1, b1) = read(sys.argv[1]), read(sys.argv[2])
+print("server side, answers by status:", {k: v - s0.get(k, 0) for k, v in s1.items() if v - s0.get(k, 0)})
+total = b1.get("+Inf", 0) - b0.get("+Inf", 0)
+for le in b1:
+    n = b1[le] - b0.get(le, 0)
+    if total and le != "+Inf" and n >= 0.5 * total:
+        print(f"server side, latency: half of {total} answers within {le} s"); break
+for le in b1:
+    n = b1[le] - b0.get(le, 0)
+    if total and n >= 0.99 * total:
+        print(f"server side, latency: 99 % within {le} s"); break
+for le in b1:
+    if total and b1[le] - b0.get(le, 0) == total:
+        print(f"server side, latency: all within {le} s"); break
+PY
+}
+
 echo "== 3. twice the HTTP/2 peak, open loop, 16 connections (the server sheds past 1024 in progress)"
+metrics >"$WORK/metrics-before"
 bench --duration "$DURATION" --rate "$((${PEAK%.*} * 2))" --concurrency 4096 --connections 16 \
   --limit-duration 0 --warmup 0 --timeout 30s | tee "$WORK/over.txt" || true
+metrics >"$WORK/metrics-after"
+server_side "$WORK/metrics-before" "$WORK/metrics-after"
 echo
 
 echo "== 4. cold start with $KEYS keys"
