@@ -145,8 +145,8 @@ pub(crate) async fn open_loop(
                 if let Some(wait) = due(i).checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                // Every request due within the next quantum goes now (at most one quantum
-                // early; latency still runs from each one's own time).
+                // Every request due within the next quantum goes now, at most one quantum
+                // early.
                 let horizon = Instant::now() + QUANTUM;
                 let mut batch = Vec::new();
                 while i < total && due(i) <= horizon {
@@ -170,7 +170,8 @@ pub(crate) async fn open_loop(
                             }
                         }
                     };
-                    batch.push((i, due(i), slot));
+                    // A request sent ahead of its time is timed from when it was sent.
+                    batch.push((i, due(i).min(Instant::now()), slot));
                     i += 1;
                 }
                 spawn_batch(&runtime, batch, &target, &mix, &recorder, first_seq);
@@ -185,8 +186,7 @@ pub(crate) async fn open_loop(
     end(recorder, started, reporter, panicked)
 }
 
-/// Starts the requests of `batch` (sequence offset, due time, slot) on the runtime, from one
-/// task.
+/// Starts the requests of `batch` (sequence offset, start time, slot) on the runtime.
 fn spawn_batch(
     runtime: &tokio::runtime::Handle,
     batch: Vec<(u64, Instant, tokio::sync::OwnedSemaphorePermit)>,
@@ -195,19 +195,22 @@ fn spawn_batch(
     recorder: &Arc<Recorder>,
     first_seq: u64,
 ) {
+    let (target, mix, recorder) = (target.clone(), mix.clone(), recorder.clone());
+    let one = move |(i, start, slot): (u64, Instant, tokio::sync::OwnedSemaphorePermit)| {
+        let (target, mix, recorder) = (target.clone(), mix.clone(), recorder.clone());
+        async move {
+            let seq = first_seq + i;
+            let result = target.send(seq, mix.op(seq)).await;
+            recorder.record(start.elapsed(), result);
+            drop(slot);
+        }
+    };
     if batch.is_empty() {
         return;
     }
-    let (target, mix, recorder) = (target.clone(), mix.clone(), recorder.clone());
     runtime.spawn(async move {
-        for (i, due, slot) in batch {
-            let (target, mix, recorder) = (target.clone(), mix.clone(), recorder.clone());
-            tokio::spawn(async move {
-                let seq = first_seq + i;
-                let result = target.send(seq, mix.op(seq)).await;
-                recorder.record(due.elapsed(), result);
-                drop(slot);
-            });
+        for request in batch {
+            tokio::spawn(one(request));
         }
     });
 }
