@@ -452,26 +452,26 @@ fn completions_and_help_with_examples() {
 #[test]
 fn bench_open_loop_keeps_its_schedule() {
     let dev = DevServer::start();
+    let open_loop = |rate: &str, requests: &str, concurrency: &str| {
+        let args = [
+            "bench",
+            "--rate",
+            rate,
+            "--requests",
+            requests,
+            "--concurrency",
+            concurrency,
+            "--warmup",
+            "0",
+            "--limit-duration",
+            "0",
+            "--json",
+        ];
+        json(&cli(&dev, &args).ok())
+    };
     // 150 requests at 300/s: the last one is due 149/300 s after the first, so the run cannot
     // be shorter than that, whatever the machine; every answer is checked by the generator.
-    let out = json(
-        &cli(
-            &dev,
-            &[
-                "bench",
-                "--rate",
-                "300",
-                "--requests",
-                "150",
-                "--warmup",
-                "0",
-                "--limit-duration",
-                "0",
-                "--json",
-            ],
-        )
-        .ok(),
-    );
+    let out = open_loop("300", "150", "64");
     assert_eq!(out["requests"], 150, "{out}");
     assert_eq!(out["ok"], 150, "{out}");
     assert_eq!(out["errors"], 0, "{out}");
@@ -488,26 +488,7 @@ fn bench_open_loop_keeps_its_schedule() {
         .starts_with("open loop, 300 requests/s"));
 
     // Faster than two slots can serve: requests wait for a free slot, late, and still go.
-    let out = json(
-        &cli(
-            &dev,
-            &[
-                "bench",
-                "--rate",
-                "20000",
-                "--requests",
-                "300",
-                "--concurrency",
-                "2",
-                "--warmup",
-                "0",
-                "--limit-duration",
-                "0",
-                "--json",
-            ],
-        )
-        .ok(),
-    );
+    let out = open_loop("20000", "300", "2");
     assert_eq!(
         (&out["ok"], &out["errors"]),
         (&300.into(), &0.into()),
