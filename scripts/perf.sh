@@ -95,17 +95,12 @@ def read(path):
 (s0, b0), (s1, b1) = read(sys.argv[1]), read(sys.argv[2])
 print("server side, answers by status:", {k: v - s0.get(k, 0) for k, v in s1.items() if v - s0.get(k, 0)})
 total = b1.get("+Inf", 0) - b0.get("+Inf", 0)
-for le in b1:
-    n = b1[le] - b0.get(le, 0)
-    if total and le != "+Inf" and n >= 0.5 * total:
-        print(f"server side, latency: half of {total} answers within {le} s"); break
-for le in b1:
-    n = b1[le] - b0.get(le, 0)
-    if total and n >= 0.99 * total:
-        print(f"server side, latency: 99 % within {le} s"); break
-for le in b1:
-    if total and b1[le] - b0.get(le, 0) == total:
-        print(f"server side, latency: all within {le} s"); break
+def within(share):  # the first bucket holding `share` of the answers
+    return next((le for le in b1 if b1[le] - b0.get(le, 0) >= share * total), "?")
+if total:
+    print(f"server side, latency: half of {total} answers within {within(0.5)} s")
+    print(f"server side, latency: 99 % within {within(0.99)} s")
+    print(f"server side, latency: all within {within(1.0)} s")
 PY
 }
 

@@ -247,15 +247,43 @@ mod tests {
             tls.write_all(b"ok").await.unwrap();
             tls.shutdown().await.unwrap();
         });
-        let connector = tokio_rustls::TlsConnector::from(client.clone());
-        let name = ServerName::try_from("localhost").unwrap();
-        let mut tls = connector.connect(name, near).await.unwrap();
-        // Reading to the end takes in the TLS 1.3 tickets sent after the handshake.
-        let mut answer = Vec::new();
-        tls.read_to_end(&mut answer).await.unwrap();
-        assert_eq!(answer, b"ok");
+        let tls = read_to_end(client, near, b"ok").await;
         serving.await.unwrap();
         tls.get_ref().1.handshake_kind().unwrap()
+    }
+
+    /// Connects to "localhost" over `stream` with `client` and reads until the server closes,
+    /// expecting `expected`; reading to the end takes in the TLS 1.3 tickets sent after the
+    /// handshake.
+    async fn read_to_end<S>(
+        client: &Arc<ClientConfig>,
+        stream: S,
+        expected: &[u8],
+    ) -> tokio_rustls::client::TlsStream<S>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(client.clone())
+            .connect(name, stream)
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tls.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, expected);
+        tls
+    }
+
+    /// A client (with its own session store) trusting `roots`, speaking only `version`.
+    fn client(
+        roots: &rustls::RootCertStore,
+        version: &'static rustls::SupportedProtocolVersion,
+    ) -> Arc<ClientConfig> {
+        Arc::new(
+            ClientConfig::builder_with_protocol_versions(&[version])
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth(),
+        )
     }
 
     #[tokio::test]
@@ -265,20 +293,10 @@ mod tests {
         let (config, cert) = super::self_signed(dir.path()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let client = Arc::new(
-            ClientConfig::builder()
-                .with_root_certificates(roots(&cert))
-                .with_no_client_auth(),
-        );
+        let client = client(&roots(&cert), &rustls::version::TLS13);
         let connecting = tokio::spawn(async move {
             let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let name = ServerName::try_from("localhost").unwrap();
-            let mut tls = tokio_rustls::TlsConnector::from(client)
-                .connect(name, tcp)
-                .await
-                .unwrap();
-            let mut answer = Vec::new();
-            tls.read_to_end(&mut answer).await.unwrap();
+            read_to_end(&client, tcp, b"").await;
         });
         let (tcp, _) = listener.accept().await.unwrap();
         assert!(!tcp.nodelay().unwrap(), "off until the acceptor sets it");
@@ -308,26 +326,20 @@ mod tests {
         assert!(server.ticketer.enabled(), "TLS 1.3 stateless tickets");
         let roots = roots(&cert);
         for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
-            let client = Arc::new(
-                ClientConfig::builder_with_protocol_versions(&[version])
-                    .with_root_certificates(roots.clone())
-                    .with_no_client_auth(),
-            );
-            assert_eq!(handshake(&server, &client).await, HandshakeKind::Full);
+            let returning = client(&roots, version);
+            assert_eq!(handshake(&server, &returning).await, HandshakeKind::Full);
             for _ in 0..3 {
                 assert_eq!(
-                    handshake(&server, &client).await,
+                    handshake(&server, &returning).await,
                     HandshakeKind::Resumed,
                     "{version:?}"
                 );
             }
             // A client without the ticket (another process) gets a full handshake.
-            let stranger = Arc::new(
-                ClientConfig::builder_with_protocol_versions(&[version])
-                    .with_root_certificates(roots.clone())
-                    .with_no_client_auth(),
+            assert_eq!(
+                handshake(&server, &client(&roots, version)).await,
+                HandshakeKind::Full
             );
-            assert_eq!(handshake(&server, &stranger).await, HandshakeKind::Full);
         }
     }
 
